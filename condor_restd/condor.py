@@ -1,0 +1,333 @@
+"""The one seam to HTCondor: the Condor protocol, the real adapter over the bindings, and ClassAd helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Optional, Protocol
+
+from .errors import BadRequest, NotFound, RestdError, Unavailable
+
+try:  # htcondor2/classad2 first; sites on older bindings fall back to the version 1 modules
+    import classad2 as classad
+    import htcondor2 as htcondor
+
+    BINDINGS = "htcondor2"
+except ImportError:  # pragma: no cover - exercised only where the old bindings are installed
+    import classad  # type: ignore[no-redef,unused-ignore]
+    import htcondor  # type: ignore[no-redef,unused-ignore]
+
+    BINDINGS = "htcondor"
+
+Ad = Any  # a classad2.ClassAd (or classad.ClassAd): opaque outside this module
+
+HTCONDOR_ERRORS: tuple[type[BaseException], ...] = tuple(
+    e for e in (getattr(htcondor, "HTCondorException", None),) if isinstance(e, type))
+CLASSAD_ERRORS: tuple[type[BaseException], ...] = tuple(
+    e for e in (getattr(classad, "ClassAdException", None),
+                getattr(classad, "ClassAdParseError", None)) if isinstance(e, type))
+
+AD_TYPES = {
+    "any": "Any", "startd": "Startd", "schedd": "Schedd", "master": "Master",
+    "collector": "Collector", "negotiator": "Negotiator", "submitter": "Submitter",
+    "accounting": "Accounting", "credd": "Credd", "defrag": "Defrag", "generic": "Generic",
+    "grid": "Grid", "had": "HAD", "license": "License",
+}
+DAEMON_TYPES = {
+    "master": "Master", "collector": "Collector", "negotiator": "Negotiator",
+    "schedd": "Schedd", "startd": "Startd",
+}
+NOT_DEFINED = "Not defined"  # what RemoteParam answers for a knob the daemon does not define
+REDACTED = '"<REDACTED>"'
+
+
+class Condor(Protocol):
+    """What condor_restd needs from a pool. `schedd` is a schedd's Name, or None for the default one.
+
+    Every method raises errors.RestdError subclasses only: NotFound for an unknown schedd or
+    daemon, BadRequest for a constraint the daemon rejects, Unavailable when a daemon cannot be
+    reached. Returned ads belong to the caller.
+    """
+
+    def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str],
+             limit: int) -> Sequence[Ad]: ...
+
+    def history(self, schedd: str | None, constraint: str, projection: Sequence[str],
+                limit: int, since: str | None = None) -> Sequence[Ad]: ...
+
+    def status(self, ad_type: str, constraint: str, projection: Sequence[str]) -> Sequence[Ad]: ...
+
+    def config(self, daemon: str | None) -> Mapping[str, Any]:
+        """Every defined knob: the local config files' view, or a running daemon's."""
+
+    def config_value(self, daemon: str | None, name: str) -> Any:
+        """One knob (case-insensitive), or NotFound."""
+
+
+# ---------------------------------------------------------------- ClassAd helpers (real classad2)
+
+def quote(text: str) -> str:
+    """`text` as a ClassAd string literal."""
+    return str(classad.quote(text))
+
+
+def check_expression(text: str) -> Any:
+    """Parse `text` as a ClassAd expression, or raise BadRequest."""
+    try:
+        return classad.ExprTree(text)
+    except (*CLASSAD_ERRORS, ValueError, SyntaxError) as exc:
+        raise BadRequest(f"constraint is not a valid ClassAd expression: {text!r}",
+                         detail=str(exc)) from None
+
+
+def referenced_attributes(text: str) -> list[str]:
+    """The attribute names an expression refers to (MY./TARGET. kept), as the ClassAd library sees them."""
+    expr = check_expression(text)
+    return [str(name) for name in classad.ClassAd().externalRefs(expr)]
+
+
+def parse_ads(text: str) -> list[Ad]:
+    """Ads in HTCondor's long (old ClassAd) format, separated by blank lines."""
+    return [ad for ad in classad.parseAds(text) if len(ad)]
+
+
+def matches(constraint: Any, ad: Ad) -> bool:
+    """Whether `ad` satisfies a parsed constraint, as a schedd or collector decides it."""
+    value = constraint.eval(ad)
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, (int, float)) and value != 0
+
+
+def project(ad: Ad, names: Sequence[str]) -> Ad:
+    """A new ad holding only `names` (case-insensitively) of `ad`."""
+    out = classad.ClassAd()
+    for name in names:
+        if name in ad:
+            out[name] = ad.lookup(name)
+    return out
+
+
+def value_of(ad: Ad, name: str) -> Any:
+    """The literal value of an attribute; None when it is missing or undefined."""
+    value = ad.get(name)
+    if value is None or isinstance(value, getattr(classad, "Value", ())):
+        return None
+    return value
+
+
+def group_key(ad: Ad, name: str) -> str | None:
+    """The text an ad is grouped under by attribute `name`; None leaves the ad out."""
+    value = value_of(ad, name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, classad.ExprTree):
+        return f"/Expr({value})/"
+    return str(value)
+
+
+# ------------------------------------------------------------------------------ JSON encoding
+# printJson() writes one attribute a line; a top-level name is the only thing that starts a line
+# with exactly two spaces and a quote, and JSON strings never hold a raw newline. So names can be
+# lowercased, dropped or redacted on the text, without decoding and re-encoding every value.
+_TOP_NAME = re.compile(r'(\n  "[^"\\\n]*")')
+_ANY_NAME = re.compile(r'(\n *"(?:[^"\\\n]|\\.)*": )')
+
+
+def ad_json(ad: Ad, keep: frozenset[str] | None = None,
+            hide: frozenset[str] = frozenset()) -> str:
+    """The ad as HTCondor's JSON encoding writes it, with attribute names lowercased.
+
+    `keep` (lowercase names) drops every other attribute; attributes in `hide` (lowercase)
+    are written as "<REDACTED>".
+    """
+    text = ad.printJson()
+    parts = _TOP_NAME.split(text)
+    if len(parts) == 1:
+        return "{}"
+    parts[1::2] = map(str.lower, parts[1::2])
+    if keep is not None or hide:
+        text = _select(parts, keep, hide)
+    else:
+        text = "".join(parts)
+    if text.find("{\n", 1) >= 0:  # nested ads: their names are lowercased too
+        parts = _ANY_NAME.split(text)
+        parts[1::2] = map(str.lower, parts[1::2])
+        text = "".join(parts)
+    return text
+
+
+def _select(parts: list[str], keep: frozenset[str] | None, hide: frozenset[str]) -> str:
+    kept = []
+    last = len(parts) - 2
+    for i in range(1, len(parts), 2):
+        name = parts[i][4:-1]
+        if keep is not None and name not in keep:
+            continue
+        value = parts[i + 1]
+        if i == last:
+            value = value[:-2]  # the closing "\n}"
+        value = value.rstrip(",")
+        if name in hide:
+            value = ": " + REDACTED
+        kept.append(parts[i] + value)
+    if not kept:
+        return "{}"
+    return "{" + ",".join(kept) + "\n}"
+
+
+# ------------------------------------------------------------------------- bindings errors
+
+@contextlib.contextmanager
+def bindings_errors(what: str) -> Iterator[None]:
+    """Turn whatever the bindings raise while doing `what` into a RestdError."""
+    try:
+        yield
+    except RestdError:
+        raise
+    except HTCONDOR_ERRORS as exc:
+        raise Unavailable(f"{what} failed: {exc}".rstrip(" =")) from None
+    except CLASSAD_ERRORS as exc:
+        raise BadRequest(f"{what}: {exc}") from None
+    except ValueError as exc:  # history() and the old bindings raise ValueError for bad input
+        raise BadRequest(f"{what}: {exc}") from None
+    except KeyError as exc:
+        raise NotFound(f"{what}: {exc.args[0] if exc.args else exc} is not defined") from None
+    except (RuntimeError, OSError, AttributeError, TypeError) as exc:
+        raise Unavailable(f"{what} failed: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ real adapter
+
+class HTCondor:
+    """The Condor protocol over the HTCondor Python bindings."""
+
+    LOCATE_TTL = 60.0
+
+    def __init__(self, pool: str | None = None) -> None:
+        self._pool = pool or None
+        self._located: dict[tuple[str, str], tuple[float, Ad]] = {}
+        self._lock = threading.Lock()
+
+    def _collector(self) -> Any:
+        return htcondor.Collector(self._pool)
+
+    def _locate(self, daemon: str, name: str | None) -> Ad:
+        key = (daemon, name or "")
+        now = time.monotonic()
+        with self._lock:
+            hit = self._located.get(key)
+        if hit and now - hit[0] < self.LOCATE_TTL:
+            return hit[1]
+        label = f"{daemon.lower()} {name!r}" if name else f"the local {daemon.lower()}"
+        with bindings_errors(f"locating {label}"):
+            try:
+                location = self._collector().locate(getattr(htcondor.DaemonTypes, daemon), name)
+            except ValueError:  # the old bindings raise HTCondorLocateError (a ValueError)
+                location = None
+        if location is None:
+            raise NotFound(f"no {daemon.lower()} named {name!r} is known to the collector"
+                           if name else f"there is no local {daemon.lower()}")
+        with self._lock:
+            self._located[key] = (now, location)
+        return location
+
+    def _forget(self, daemon: str, name: str | None) -> None:
+        with self._lock:
+            self._located.pop((daemon, name or ""), None)
+
+    def _schedd(self, name: str | None) -> Any:
+        location = self._locate("Schedd", name)
+        with bindings_errors("contacting the schedd"):
+            return htcondor.Schedd(location)
+
+    def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str],
+             limit: int) -> Sequence[Ad]:
+        handle = self._schedd(schedd)
+        try:
+            with bindings_errors(f"querying schedd {schedd or 'DEFAULT'}"):
+                return list(handle.query(constraint=constraint, projection=list(projection),
+                                         limit=limit if limit > 0 else -1))
+        except Unavailable:
+            self._forget("Schedd", schedd)
+            raise
+
+    def history(self, schedd: str | None, constraint: str, projection: Sequence[str],
+                limit: int, since: str | None = None) -> Sequence[Ad]:
+        handle = self._schedd(schedd)
+        try:
+            with bindings_errors(f"reading the history of schedd {schedd or 'DEFAULT'}"):
+                return list(handle.history(constraint, list(projection),
+                                           match=limit if limit > 0 else -1, since=since))
+        except Unavailable:
+            self._forget("Schedd", schedd)
+            raise
+
+    def status(self, ad_type: str, constraint: str, projection: Sequence[str]) -> Sequence[Ad]:
+        kind = getattr(htcondor.AdTypes, AD_TYPES[ad_type])
+        with bindings_errors("querying the collector"):
+            return list(self._collector().query(kind, constraint=constraint,
+                                                projection=list(projection) or None))
+
+    def _params(self, daemon: str | None) -> Any:
+        if daemon is None:
+            return htcondor.param
+        location = self._locate(DAEMON_TYPES[daemon], None)
+        with bindings_errors(f"contacting the {daemon}"):
+            return htcondor.RemoteParam(location)
+
+    def config(self, daemon: str | None) -> Mapping[str, Any]:
+        params = self._params(daemon)
+        with bindings_errors(f"reading the {daemon or 'local'} configuration"):
+            return {k: v for k, v in params.items() if v != NOT_DEFINED}
+
+    def config_value(self, daemon: str | None, name: str) -> Any:
+        params = self._params(daemon)
+        with bindings_errors(f"reading {name} from the {daemon or 'local'} configuration"):
+            value = params.get(name)
+        if value is None or value == NOT_DEFINED:
+            raise NotFound(f"{name} is not defined in the {daemon or 'local'} configuration")
+        return value
+
+
+# ------------------------------------------------------------------------- daemon plumbing
+
+def param() -> Mapping[str, Any]:
+    """The live HTCondor configuration (htcondor2.param)."""
+    return htcondor.param  # type: ignore[no-any-return]
+
+
+def reload_config() -> None:
+    htcondor.reload_config()
+
+
+def set_subsystem(name: str) -> None:
+    subsystem_type = getattr(htcondor, "SubsystemType", None)
+    if subsystem_type is not None:
+        htcondor.set_subsystem(name, subsystem_type.Daemon)
+    else:  # pragma: no cover
+        htcondor.set_subsystem(name)
+
+
+def set_ready_state(state: str = "Ready") -> None:
+    htcondor.set_ready_state(state)
+
+
+def send_alive(pid: Optional[int] = None, timeout: Optional[int] = None) -> None:
+    if pid is None and timeout is None:
+        htcondor.send_alive()
+    else:
+        htcondor.send_alive(None, pid, timeout)
+
+
+def version() -> str:
+    return f"{BINDINGS} {htcondor.version()}"

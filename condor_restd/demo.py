@@ -1,0 +1,143 @@
+"""The demo pool: the Condor protocol over real ClassAds captured from a real HTCondor 25.14 pool."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import condor
+from .condor import Ad
+from .errors import BadRequest, NotFound
+
+DATA = Path(__file__).with_name("demo_data")
+DEFAULT_SCHEDD = "vm"
+SCHEDD_FILES = {"vm": "default", "schedd2@vm": "schedd2"}
+# The MyType of the ads each collector query type returns, as a real collector answers them.
+MY_TYPES = {
+    "startd": ("Machine",), "schedd": ("Scheduler",), "master": ("DaemonMaster",),
+    "collector": ("Collector",), "negotiator": ("Negotiator",), "submitter": ("Submitter",),
+    "accounting": ("Accounting",), "credd": ("CredD",), "defrag": ("Defrag",),
+    "generic": ("Generic",), "grid": ("Grid",), "had": ("HAD",), "license": ("License",),
+}
+# The capture holds the master's and the schedd's remote view; in a one-host pool the other
+# daemons read the same config files as the master.
+DAEMON_CONFIG = {"master": "master", "schedd": "schedd", "collector": "master",
+                 "negotiator": "master", "startd": "master"}
+NOT_DEFINED = condor.NOT_DEFINED
+
+
+def _read(name: str) -> str:
+    return (DATA / name).read_text(encoding="utf-8")
+
+
+class DemoPool:
+    """Two schedds with queue and history, a collector with every ad type, and config.
+
+    Constraints are evaluated and projections taken by the real ClassAd library. Like a real
+    schedd, the queue comes back in no particular order (here: newest cluster first).
+    """
+
+    def __init__(self, queues: Mapping[str, Sequence[Ad]] | None = None,
+                 histories: Mapping[str, Sequence[Ad]] | None = None,
+                 collector: Sequence[Ad] | None = None,
+                 config: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        if queues is None:
+            queues = {name: list(reversed(condor.parse_ads(_read(f"jobs-{f}.ads"))))
+                      for name, f in SCHEDD_FILES.items()}
+        if histories is None:
+            histories = {name: condor.parse_ads(_read(f"history-{f}.ads"))
+                         for name, f in SCHEDD_FILES.items()}
+        if collector is None:
+            collector = condor.parse_ads(_read("collector.ads"))
+        if config is None:
+            config = {"static": json.loads(_read("config-static.json")),
+                      "master": json.loads(_read("config-master.json")),
+                      "schedd": json.loads(_read("config-schedd.json"))}
+        self.queues = dict(queues)
+        self.histories = dict(histories)
+        self.collector = list(collector)
+        self._config = {key: dict(values) for key, values in config.items()}
+
+    # --------------------------------------------------------------------- the protocol
+
+    def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str],
+             limit: int) -> Sequence[Ad]:
+        ads = self.queues[self._schedd(schedd)]
+        return self._select(ads, constraint, projection, limit)
+
+    def history(self, schedd: str | None, constraint: str, projection: Sequence[str],
+                limit: int, since: str | None = None) -> Sequence[Ad]:
+        ads: Iterable[Ad] = self.histories[self._schedd(schedd)]
+        if since is not None:
+            ads = self._until(ads, since)
+        return self._select(ads, constraint, projection, limit)
+
+    def status(self, ad_type: str, constraint: str, projection: Sequence[str]) -> Sequence[Ad]:
+        if ad_type not in condor.AD_TYPES:
+            raise BadRequest(f"unknown ad type {ad_type!r}")
+        ads = self.collector
+        if ad_type != "any":
+            wanted = MY_TYPES[ad_type]
+            ads = [ad for ad in ads if condor.value_of(ad, "MyType") in wanted]
+        return self._select(ads, constraint, projection, -1)
+
+    def config(self, daemon: str | None) -> Mapping[str, Any]:
+        return {k: v for k, v in self._view(daemon).items() if v != NOT_DEFINED}
+
+    def config_value(self, daemon: str | None, name: str) -> Any:
+        view = self._view(daemon)
+        value = view.get(name)
+        if value is None:
+            upper = name.upper()
+            value = next((v for k, v in view.items() if k.upper() == upper), None)
+        if value is None or value == NOT_DEFINED:
+            raise NotFound(f"{name} is not defined in the {daemon or 'local'} configuration")
+        return value
+
+    # ----------------------------------------------------------------------- internals
+
+    def _schedd(self, name: str | None) -> str:
+        if name is None:
+            return DEFAULT_SCHEDD
+        known = {condor.value_of(ad, "Name") for ad in self.collector
+                 if condor.value_of(ad, "MyType") == "Scheduler"}
+        if name not in known or name not in self.queues:
+            raise NotFound(f"no schedd named {name!r} is known to the collector")
+        return name
+
+    def _view(self, daemon: str | None) -> Mapping[str, Any]:
+        if daemon is None:
+            return self._config["static"]
+        if daemon not in DAEMON_CONFIG:
+            raise NotFound(f"no {daemon} is running")
+        return self._config[DAEMON_CONFIG[daemon]]
+
+    @staticmethod
+    def _select(ads: Iterable[Ad], constraint: str, projection: Sequence[str],
+                limit: int) -> list[Ad]:
+        expr = condor.check_expression(constraint or "true")
+        everything = constraint.strip().lower() in ("", "true")
+        out = []
+        for ad in ads:
+            if everything or condor.matches(expr, ad):
+                out.append(condor.project(ad, projection) if projection else ad)
+                if 0 < limit <= len(out):
+                    break
+        return out
+
+    @staticmethod
+    def _until(ads: Iterable[Ad], since: str) -> Iterable[Ad]:
+        """Newest-first ads up to, not including, the one `since` names (as Schedd.history does)."""
+        if re.fullmatch(r"[0-9]+", since):
+            since = f"ClusterId == {since}"
+        elif re.fullmatch(r"[0-9]+\.[0-9]+", since):
+            cluster, proc = since.split(".")
+            since = f"ClusterId == {cluster} && ProcId == {proc}"
+        stop = condor.check_expression(since)
+        for ad in ads:
+            if condor.matches(stop, ad):
+                return
+            yield ad

@@ -1,0 +1,257 @@
+"""What each endpoint means: constraints, projections, limits, redaction, grouping and result shapes."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, Callable, TypeVar
+
+from . import condor
+from .condor import Ad, Condor
+from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
+from .render import RawJSON
+from .settings import ATTRIBUTE_NAME, Settings
+
+T = TypeVar("T")
+
+SOURCES = ("jobs", "history")
+AD_TYPES = tuple(condor.AD_TYPES)
+DAEMONS = tuple(condor.DAEMON_TYPES)
+JOB_ID_ATTRS = ("ClusterId", "ProcId")
+STATUS_ID_ATTRS = ("Name", "MyType")
+# ClassAd functions that turn a string into an attribute reference or expression at run time.
+INDIRECT_FUNCTIONS = ("eval",)
+CONFIG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def attribute_names(text: str | None, what: str = "projection") -> list[str] | None:
+    """Comma-separated attribute names (whitespace ignored), validated; None when not given."""
+    if text is None or not text.strip():
+        return None
+    names = [n.strip() for n in text.split(",")]
+    for name in names:
+        check_attribute(name, what)
+    return list(dict.fromkeys(names))
+
+
+def check_attribute(name: str, what: str = "attribute") -> str:
+    if not ATTRIBUTE_NAME.match(name):
+        raise BadRequest(f"{what}: {name!r} is not a ClassAd attribute name")
+    return name
+
+
+class Queries:
+    """The API's logic over one Condor backend; knows nothing of HTTP."""
+
+    def __init__(self, settings: Settings, backend: Condor) -> None:
+        self.settings = settings
+        self.backend = backend
+        self._executor = ThreadPoolExecutor(settings.query_workers, "restd-query")
+        self._slots = threading.BoundedSemaphore(settings.query_workers)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+    # ----------------------------------------------------------------------- plumbing
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run one backend call in the query pool, bounded by RESTD_QUERY_TIMEOUT."""
+        timeout = self.settings.query_timeout
+        if not self._slots.acquire(timeout=timeout):
+            raise Unavailable("every query worker is busy; try again shortly", retry_after=2)
+        try:
+            future = self._executor.submit(fn, *args)
+        except RuntimeError:
+            self._slots.release()
+            raise Unavailable("the daemon is shutting down", retry_after=10) from None
+        future.add_done_callback(lambda _: self._slots.release())
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            raise Timeout(f"{what} took longer than {timeout:g} s (RESTD_QUERY_TIMEOUT)") from None
+        except RestdError:
+            raise
+        except Exception as exc:  # a backend must raise RestdError; anything else is an outage
+            raise Unavailable(f"{what} failed: {exc}") from None
+
+    def _hidden(self, source: str) -> frozenset[str]:
+        return self.settings.hide_job_attrs if source in SOURCES else frozenset()
+
+    def _constraint(self, constraint: str | None, hidden: frozenset[str],
+                    *clauses: str) -> str:
+        """The user's constraint, validated and parenthesised, and-ed with our own clauses."""
+        parts = []
+        if constraint is not None and constraint.strip():
+            refs = condor.referenced_attributes(constraint)
+            if hidden:
+                self._refuse_hidden_refs(constraint, refs, hidden)
+            parts.append(f"({constraint})")
+        parts.extend(clauses)
+        combined = " && ".join(parts) if parts else "true"
+        condor.check_expression(combined)
+        return combined
+
+    @staticmethod
+    def _refuse_hidden_refs(constraint: str, refs: Sequence[str],
+                            hidden: frozenset[str]) -> None:
+        for ref in refs:
+            name = ref.rsplit(".", 1)[-1].lower()
+            if name in hidden:
+                raise BadRequest(f"constraint refers to hidden attribute {ref!r}")
+        lowered = constraint.lower()
+        for function in INDIRECT_FUNCTIONS:
+            if function + "(" in lowered.replace(" ", ""):
+                raise BadRequest(f"constraint may not call {function}() while job "
+                                 "attributes are hidden")
+
+    def _limit(self) -> int:
+        return self.settings.max_jobs
+
+    # -------------------------------------------------------------------------- jobs
+
+    def _job_ads(self, source: str, schedd: str | None, constraint: str,
+                 projection: Sequence[str]) -> Sequence[Ad]:
+        if source not in SOURCES:
+            raise NotFound(f"unknown job source {source!r}")
+        fetch = self.backend.jobs if source == "jobs" else self.backend.history
+        label = "schedd query" if source == "jobs" else "history query"
+        ads: Sequence[Ad] = self._call(label, fetch, schedd, constraint, list(projection),
+                                       self._limit())
+        return ads
+
+    def _job_record(self, ad: Ad, keep: frozenset[str] | None, hidden: frozenset[str]) -> RawJSON:
+        jobid = f"{condor.value_of(ad, 'ClusterId')}.{condor.value_of(ad, 'ProcId')}"
+        return RawJSON('{"jobid": "%s", "classad": %s}' % (jobid, condor.ad_json(ad, keep, hidden)))
+
+    @staticmethod
+    def _projection(names: list[str] | None, required: Sequence[str],
+                    shown: Sequence[str] = ()) -> tuple[list[str], frozenset[str] | None]:
+        """What to ask the daemon for, and which (lowercase) names the client sees."""
+        if names is None:
+            return [], None
+        ask = list(dict.fromkeys([*names, *shown, *required]))
+        return ask, frozenset(n.lower() for n in (*names, *shown))
+
+    def jobs(self, source: str, schedd: str | None, cluster: int | None = None,
+             projection: list[str] | None = None, constraint: str | None = None) -> list[RawJSON]:
+        hidden = self._hidden(source)
+        query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None))
+        ask, keep = self._projection(projection, JOB_ID_ATTRS)
+        ads = self._job_ads(source, schedd, query, ask)
+        if source == "jobs":
+            ads = sorted(ads, key=_job_sort_key)
+        return [self._job_record(ad, keep, hidden) for ad in ads]
+
+    def job(self, source: str, schedd: str | None, cluster: int, proc: int,
+            projection: list[str] | None = None) -> RawJSON:
+        hidden = self._hidden(source)
+        ask, keep = self._projection(projection, JOB_ID_ATTRS)
+        ads = self._job_ads(source, schedd, self._constraint(None, hidden,
+                                                             *self._id_clauses(cluster, proc)), ask)
+        if not ads:
+            raise NotFound(f"job {cluster}.{proc} not found in {source} of schedd "
+                           f"{schedd or 'DEFAULT'}")
+        return self._job_record(ads[0], keep, hidden)
+
+    def job_attribute(self, source: str, schedd: str | None, cluster: int, proc: int,
+                      attribute: str) -> Any:
+        check_attribute(attribute)
+        hidden = self._hidden(source)
+        ads = self._job_ads(source, schedd, self._constraint(None, hidden,
+                                                             *self._id_clauses(cluster, proc)),
+                            [attribute, *JOB_ID_ATTRS])
+        if not ads:
+            raise NotFound(f"job {cluster}.{proc} not found in {source} of schedd "
+                           f"{schedd or 'DEFAULT'}")
+        name = attribute.lower()
+        value = json.loads(condor.ad_json(ads[0], frozenset([name]), hidden)).get(name)
+        if value is None:
+            raise NotFound(f"attribute {attribute} of job {cluster}.{proc} is undefined")
+        return value
+
+    def grouped_jobs(self, source: str, schedd: str | None, groupby: str,
+                     cluster: int | None = None, projection: list[str] | None = None,
+                     constraint: str | None = None) -> dict[str, list[RawJSON]]:
+        check_attribute(groupby, "groupby")
+        hidden = self._hidden(source)
+        if groupby.lower() in hidden:
+            raise BadRequest(f"cannot group by hidden attribute {groupby!r}")
+        query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None))
+        ask, keep = self._projection(projection, JOB_ID_ATTRS, (groupby,))
+        ads = self._job_ads(source, schedd, query, ask)
+        if source == "jobs":
+            ads = sorted(ads, key=_job_sort_key)
+        groups: dict[str, list[RawJSON]] = {}
+        for ad in ads:
+            key = condor.group_key(ad, groupby)
+            if key is not None:
+                groups.setdefault(key, []).append(self._job_record(ad, keep, hidden))
+        return groups
+
+    @staticmethod
+    def _id_clauses(cluster: int | None, proc: int | None) -> list[str]:
+        clauses = []
+        if cluster is not None:
+            clauses.append(f"ClusterId == {int(cluster)}")
+        if proc is not None:
+            clauses.append(f"ProcId == {int(proc)}")
+        return clauses
+
+    # ------------------------------------------------------------------------ status
+
+    def _status_ads(self, name: str | None, projection: list[str] | None, constraint: str | None,
+                    query: str, groupby: str | None = None) -> tuple[Sequence[Ad], frozenset[str] | None]:
+        if query not in condor.AD_TYPES:
+            raise BadRequest(f"query must be one of {', '.join(AD_TYPES)}, not {query!r}")
+        clauses = [f"Name == {condor.quote(name)}"] if name is not None else []
+        expr = self._constraint(constraint, frozenset(), *clauses)
+        ask, keep = self._projection(projection, STATUS_ID_ATTRS, (groupby,) if groupby else ())
+        ads = self._call("collector query", self.backend.status, query, expr, ask)
+        return sorted(ads, key=_status_sort_key), keep
+
+    @staticmethod
+    def _status_record(ad: Ad, keep: frozenset[str] | None) -> RawJSON:
+        return RawJSON('{"name": %s, "type": %s, "classad": %s}' % (
+            json.dumps(condor.value_of(ad, "Name")), json.dumps(condor.value_of(ad, "MyType")),
+            condor.ad_json(ad, keep)))
+
+    def status(self, name: str | None = None, projection: list[str] | None = None,
+               constraint: str | None = None, query: str = "any") -> list[RawJSON]:
+        ads, keep = self._status_ads(name, projection, constraint, query)
+        return [self._status_record(ad, keep) for ad in ads]
+
+    def grouped_status(self, groupby: str, name: str | None = None,
+                       projection: list[str] | None = None, constraint: str | None = None,
+                       query: str = "any") -> dict[str, list[RawJSON]]:
+        check_attribute(groupby, "groupby")
+        ads, keep = self._status_ads(name, projection, constraint, query, groupby)
+        groups: dict[str, list[RawJSON]] = {}
+        for ad in ads:
+            key = condor.group_key(ad, groupby)
+            if key is not None:
+                groups.setdefault(key, []).append(self._status_record(ad, keep))
+        return groups
+
+    # ------------------------------------------------------------------------ config
+
+    def config(self, attribute: str | None = None, daemon: str | None = None) -> Any:
+        if daemon is not None and daemon not in condor.DAEMON_TYPES:
+            raise BadRequest(f"daemon must be one of {', '.join(DAEMONS)}, not {daemon!r}")
+        if attribute is None:
+            return dict(self._call("config query", self.backend.config, daemon))
+        if not CONFIG_NAME.match(attribute):
+            raise BadRequest(f"{attribute!r} is not a configuration knob name")
+        return self._call("config query", self.backend.config_value, daemon, attribute)
+
+
+def _job_sort_key(ad: Ad) -> tuple[int, int]:
+    cluster, proc = condor.value_of(ad, "ClusterId"), condor.value_of(ad, "ProcId")
+    return (cluster if isinstance(cluster, int) else -1, proc if isinstance(proc, int) else -1)
+
+
+def _status_sort_key(ad: Ad) -> tuple[str, str]:
+    return (str(condor.value_of(ad, "MyType") or ""), str(condor.value_of(ad, "Name") or ""))

@@ -1,0 +1,218 @@
+"""The CherryPy tree: URLs and query strings become typed arguments for queries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cherrypy
+
+from . import __version__, render
+from .condor import Condor
+from .errors import BadRequest, NotFound
+from .queries import Queries, attribute_names
+from .settings import Settings
+
+IGNORED_PARAMS = ("_",)  # cache-busters that browsers and JS libraries append
+
+if not hasattr(cherrypy.tools, "restd_render"):
+    cherrypy.tools.restd_render = render.RenderTool()
+
+
+def _params(given: dict[str, Any], allowed: Sequence[str]) -> dict[str, str]:
+    """Query parameters, each given at most once, and only those this URL takes."""
+    out = {}
+    for name, value in given.items():
+        if name in IGNORED_PARAMS:
+            continue
+        if name not in allowed:
+            accepted = ", ".join(allowed) if allowed else "none"
+            raise BadRequest(f"unknown query parameter {name!r} (this URL takes: {accepted})")
+        if not isinstance(value, str):
+            raise BadRequest(f"query parameter {name!r} given more than once")
+        out[name] = value
+    return out
+
+
+def _int(text: str, what: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        raise BadRequest(f"{what} must be a non-negative integer, not {text!r}")
+    return int(text)
+
+
+def _segments(segments: tuple[str, ...], most: int) -> tuple[str, ...]:
+    if segments and segments[-1] == "":
+        segments = segments[:-1]  # a trailing slash
+    if len(segments) > most or any(s == "" for s in segments):
+        raise NotFound("no such URL; see /v1 for the endpoints")
+    return segments
+
+
+def _schedd(name: str) -> str | None:
+    return None if name == "DEFAULT" else name
+
+
+class Jobs:
+    """/v1/jobs and /v1/history: {schedd}[/{clusterid}[/{procid}[/{attribute}]]]."""
+
+    def __init__(self, queries: Queries, source: str) -> None:
+        self.queries = queries
+        self.source = source
+
+    @cherrypy.expose
+    def default(self, *segments: str, **params: Any) -> Any:
+        path = _segments(segments, 4)
+        if not path:
+            raise NotFound(f"/v1/{self.source} needs a schedd name, or DEFAULT")
+        schedd = _schedd(path[0])
+        cluster = _int(path[1], "clusterid") if len(path) > 1 else None
+        if len(path) == 4:
+            _params(params, ())
+            return self.queries.job_attribute(self.source, schedd, cluster or 0,
+                                              _int(path[2], "procid"), path[3])
+        if len(path) == 3:
+            args = _params(params, ("projection",))
+            return self.queries.job(self.source, schedd, cluster or 0, _int(path[2], "procid"),
+                                    attribute_names(args.get("projection")))
+        args = _params(params, ("projection", "constraint"))
+        return self.queries.jobs(self.source, schedd, cluster,
+                                 attribute_names(args.get("projection")), args.get("constraint"))
+
+
+class GroupedJobs:
+    """/v1/grouped_jobs and /v1/grouped_history: {schedd}/{groupby}[/{clusterid}]."""
+
+    def __init__(self, queries: Queries, source: str) -> None:
+        self.queries = queries
+        self.source = source
+
+    @cherrypy.expose
+    def default(self, *segments: str, **params: Any) -> Any:
+        path = _segments(segments, 3)
+        if len(path) < 2:
+            raise NotFound(f"/v1/grouped_{self.source} needs a schedd name and a groupby attribute")
+        args = _params(params, ("projection", "constraint"))
+        cluster = _int(path[2], "clusterid") if len(path) > 2 else None
+        return self.queries.grouped_jobs(self.source, _schedd(path[0]), path[1], cluster,
+                                         attribute_names(args.get("projection")),
+                                         args.get("constraint"))
+
+
+class Status:
+    """/v1/status[/{name}]."""
+
+    def __init__(self, queries: Queries) -> None:
+        self.queries = queries
+
+    @cherrypy.expose
+    def default(self, *segments: str, **params: Any) -> Any:
+        path = _segments(segments, 1)
+        args = _params(params, ("projection", "constraint", "query"))
+        return self.queries.status(path[0] if path else None,
+                                   attribute_names(args.get("projection")),
+                                   args.get("constraint"), args.get("query", "any"))
+
+
+class GroupedStatus:
+    """/v1/grouped_status/{groupby}[/{name}]."""
+
+    def __init__(self, queries: Queries) -> None:
+        self.queries = queries
+
+    @cherrypy.expose
+    def default(self, *segments: str, **params: Any) -> Any:
+        path = _segments(segments, 2)
+        if not path:
+            raise NotFound("/v1/grouped_status needs a groupby attribute")
+        args = _params(params, ("projection", "constraint", "query"))
+        return self.queries.grouped_status(path[0], path[1] if len(path) > 1 else None,
+                                           attribute_names(args.get("projection")),
+                                           args.get("constraint"), args.get("query", "any"))
+
+
+class Config:
+    """/v1/config[/{attribute}]."""
+
+    def __init__(self, queries: Queries) -> None:
+        self.queries = queries
+
+    @cherrypy.expose
+    def default(self, *segments: str, **params: Any) -> Any:
+        path = _segments(segments, 1)
+        args = _params(params, ("daemon",))
+        return self.queries.config(path[0] if path else None, args.get("daemon"))
+
+
+ENDPOINTS = {
+    "jobs": "/v1/jobs/{schedd}{/clusterid}{/procid}{/attribute}{?projection,constraint}",
+    "history": "/v1/history/{schedd}{/clusterid}{/procid}{/attribute}{?projection,constraint}",
+    "grouped_jobs": "/v1/grouped_jobs/{schedd}/{groupby}{/clusterid}{?projection,constraint}",
+    "grouped_history": "/v1/grouped_history/{schedd}/{groupby}{/clusterid}{?projection,constraint}",
+    "status": "/v1/status{/name}{?projection,constraint,query}",
+    "grouped_status": "/v1/grouped_status/{groupby}{/name}{?projection,constraint,query}",
+    "config": "/v1/config{/attribute}{?daemon}",
+}
+
+
+class V1:
+    """/v1: one exposed object per endpoint family."""
+
+    def __init__(self, queries: Queries) -> None:
+        self.jobs = Jobs(queries, "jobs")
+        self.history = Jobs(queries, "history")
+        self.grouped_jobs = GroupedJobs(queries, "jobs")
+        self.grouped_history = GroupedJobs(queries, "history")
+        self.status = Status(queries)
+        self.grouped_status = GroupedStatus(queries)
+        self.config = Config(queries)
+
+    @cherrypy.expose
+    def index(self, **params: Any) -> Any:
+        _params(params, ())
+        return {"version": __version__, "endpoints": ENDPOINTS}
+
+    @cherrypy.expose
+    def default(self, *segments: str, **params: Any) -> Any:
+        raise NotFound("no such URL; see /v1 for the endpoints")
+
+
+class Root:
+    def __init__(self, queries: Queries) -> None:
+        self.v1 = V1(queries)
+
+    @cherrypy.expose
+    def index(self, **params: Any) -> Any:
+        _params(params, ())
+        return {"name": "condor_restd", "version": __version__, "api": "/v1"}
+
+    @cherrypy.expose
+    def default(self, *segments: str, **params: Any) -> Any:
+        raise NotFound("no such URL; see /v1 for the endpoints")
+
+
+class Request(cherrypy._cprequest.Request):
+    """Our error handling from the first byte, before any path config is merged."""
+
+    show_tracebacks = False
+    show_mismatched_params = False
+    error_page = {"default": render.cherrypy_error_page}
+    error_response = staticmethod(render.unexpected_error)
+
+
+def make_app(settings: Settings, backend: Condor) -> cherrypy.Application:
+    """The WSGI application serving `backend` under `settings`; no server, no sockets."""
+    queries = Queries(settings, backend)
+    config = {
+        "/": {
+            "tools.restd_render.on": True,
+            "tools.restd_render.cors_origins": settings.cors_origins,
+            "tools.trailing_slash.on": False,
+            "tools.encode.on": False,
+            "log.screen": False,
+        }
+    }
+    app = cherrypy.Application(Root(queries), "", config)
+    app.request_class = Request
+    app.log.screen = False
+    app.queries = queries
+    return app
