@@ -30,6 +30,10 @@ CLASSAD_ERRORS: tuple[type[BaseException], ...] = tuple(
     e for e in (getattr(classad, "ClassAdException", None),
                 getattr(classad, "ClassAdParseError", None)) if isinstance(e, type))
 
+VALUE_TYPES: tuple[type, ...] = tuple(
+    v for v in (getattr(classad, "Value", None),) if isinstance(v, type))
+PARSE_ERRORS: tuple[type[BaseException], ...] = (*CLASSAD_ERRORS, ValueError, SyntaxError)
+
 AD_TYPES = {
     "any": "Any", "startd": "Startd", "schedd": "Schedd", "master": "Master",
     "collector": "Collector", "negotiator": "Negotiator", "submitter": "Submitter",
@@ -49,7 +53,7 @@ class Condor(Protocol):
 
     Every method raises errors.RestdError subclasses only: NotFound for an unknown schedd or
     daemon, BadRequest for a constraint the daemon rejects, Unavailable when a daemon cannot be
-    reached. Returned ads belong to the caller.
+    reached. Callers must not modify returned ads.
     """
 
     def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str],
@@ -78,7 +82,7 @@ def check_expression(text: str) -> Any:
     """Parse `text` as a ClassAd expression, or raise BadRequest."""
     try:
         return classad.ExprTree(text)
-    except (*CLASSAD_ERRORS, ValueError, SyntaxError) as exc:
+    except PARSE_ERRORS as exc:
         raise BadRequest(f"constraint is not a valid ClassAd expression: {text!r}",
                          detail=str(exc)) from None
 
@@ -97,6 +101,8 @@ def parse_ads(text: str) -> list[Ad]:
 def matches(constraint: Any, ad: Ad) -> bool:
     """Whether `ad` satisfies a parsed constraint, as a schedd or collector decides it."""
     value = constraint.eval(ad)
+    if isinstance(value, VALUE_TYPES):  # Undefined and Error are IntEnum members: never a match
+        return False
     if isinstance(value, bool):
         return value
     return isinstance(value, (int, float)) and value != 0
@@ -114,7 +120,7 @@ def project(ad: Ad, names: Sequence[str]) -> Ad:
 def value_of(ad: Ad, name: str) -> Any:
     """The literal value of an attribute; None when it is missing or undefined."""
     value = ad.get(name)
-    if value is None or isinstance(value, getattr(classad, "Value", ())):
+    if value is None or isinstance(value, VALUE_TYPES):
         return None
     return value
 
@@ -148,22 +154,22 @@ def ad_json(ad: Ad, keep: frozenset[str] | None = None,
     """The ad as HTCondor's JSON encoding writes it, with attribute names lowercased.
 
     `keep` (lowercase names) drops every other attribute; attributes in `hide` (lowercase)
-    are written as "<REDACTED>".
+    are written as "<REDACTED>". Names inside nested ads are lowercased too.
     """
     text = ad.printJson()
     parts = _TOP_NAME.split(text)
     if len(parts) == 1:
         return "{}"
     parts[1::2] = map(str.lower, parts[1::2])
+    if text.find("{\n", 1) >= 0:  # a nested ad (e.g. NumHoldsByReason = [ UserRequest = 1 ])
+        for i in range(2, len(parts), 2):
+            if "{\n" in parts[i]:
+                nested = _ANY_NAME.split(parts[i])
+                nested[1::2] = map(str.lower, nested[1::2])
+                parts[i] = "".join(nested)
     if keep is not None or hide:
-        text = _select(parts, keep, hide)
-    else:
-        text = "".join(parts)
-    if text.find("{\n", 1) >= 0:  # nested ads: their names are lowercased too
-        parts = _ANY_NAME.split(text)
-        parts[1::2] = map(str.lower, parts[1::2])
-        text = "".join(parts)
-    return text
+        return _select(parts, keep, hide)
+    return "".join(parts)
 
 
 def _select(parts: list[str], keep: frozenset[str] | None, hide: frozenset[str]) -> str:

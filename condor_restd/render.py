@@ -166,9 +166,9 @@ class RenderTool(cherrypy.Tool):
     """Negotiates the format, encodes the handler's result, and renders every error as JSON/YAML."""
 
     def __init__(self) -> None:
-        super().__init__("before_handler", self._setup, priority=30)
+        super().__init__("before_handler", self._wrap_handler, priority=30)
 
-    def _setup(self, cors_origins: Iterable[str] = ("*",)) -> None:
+    def _wrap_handler(self, cors_origins: Iterable[str] = ("*",)) -> None:
         request = cherrypy.serving.request
         if request.handler is not None:
             request.handler = _wrap(request.handler, cors_origins)

@@ -1,0 +1,279 @@
+"""The real adapter: JSON encoding checked against ads captured from a real pool, and every bindings error mapped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import classad2
+import htcondor2
+import pytest
+
+from condor_restd import condor
+from condor_restd.errors import BadRequest, NotFound, RestdError, Unavailable
+
+from .conftest import DATA, Client
+
+DEMO = Path(condor.__file__).with_name("demo_data")
+
+
+def lowered(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k.lower(): lowered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lowered(v) for v in value]
+    return value
+
+
+def load_ads(name: str) -> list[Any]:
+    return condor.parse_ads((DEMO / f"{name}.ads").read_text())
+
+
+# ------------------------------------------------------------------------------ encoding
+
+@pytest.mark.parametrize("name", ["jobs-default", "jobs-schedd2", "history-default", "history-schedd2"])
+def test_job_ads_encode_exactly_as_the_real_pool_wrote_them(name: str) -> None:
+    """expected/ holds printJson() of the same jobs, taken from the live schedd."""
+    expected = {ad["GlobalJobId"]: lowered(ad) for ad in json.loads((DATA / "expected" / f"{name}.json").read_text())}
+    ads = load_ads(name)
+    assert len(ads) == len(expected)
+    for ad in ads:
+        ours = json.loads(condor.ad_json(ad))
+        assert ours == expected[ours["globaljobid"]]
+
+
+def test_collector_ads_encode_with_the_same_names_and_types() -> None:
+    expected = {(ad["MyType"], ad["Name"], ad.get("ScheddName")): lowered(ad)
+                for ad in json.loads((DATA / "expected" / "collector.json").read_text())}
+    for ad in load_ads("collector"):
+        ours = json.loads(condor.ad_json(ad))
+        theirs = expected[(ours["mytype"], ours["name"], ours.get("scheddname"))]
+        # daemon statistics moved between the two captures; the names of the rest do not
+        shared = set(ours) & set(theirs)
+        assert len(shared) > 0.8 * len(theirs)
+        assert {k: type(ours[k]) for k in shared} == {k: type(theirs[k]) for k in shared}
+        if ours["mytype"] in ("Machine", "Accounting", "Negotiator", "StartD"):
+            assert set(ours) == set(theirs)
+            same = [k for k in ours if "time" not in k and "heard" not in k and "sequence" not in k]
+            assert {k: ours[k] for k in same} == {k: theirs[k] for k in same}
+
+
+def test_encoding_matches_printjson_for_every_value_kind() -> None:
+    ad = classad2.ClassAd(r'''[ Str = "x\ny\t\"q\\"; Nested = [ Inner = 1; Deeper = { 1, [ Leaf = 2 ] } ];
+        List = { 1, "a", undefined }; Undef = undefined; Err = error; Big = 1.5e300; Real = 3.0;
+        Expr = Foo + 1; Yes = true; When = absTime("2026-01-01T00:00:00Z"); Span = relTime(5);
+        Uni = "héllo ☃"; Brace = "{\n  \"Fake\": 1" ]''')
+    ours = json.loads(condor.ad_json(ad))
+    assert ours == lowered(json.loads(ad.printJson()))
+    assert ours["nested"] == {"inner": 1, "deeper": [1, {"leaf": 2}]}
+    assert ours["expr"] == "/Expr(Foo + 1)/"
+    assert ours["undef"] is None
+    assert ours["brace"] == '{\n  "Fake": 1'  # values are never touched
+
+
+def test_projection_and_redaction_on_the_encoded_ad() -> None:
+    ad = classad2.ClassAd('[ Owner = "bob"; Environment = "SECRET=1"; Args = {1, 2}; Cmd = "x" ]')
+    assert json.loads(condor.ad_json(ad, frozenset({"owner", "args"}))) == {"owner": "bob", "args": [1, 2]}
+    hidden = json.loads(condor.ad_json(ad, None, frozenset({"environment", "args"})))
+    assert hidden == {"owner": "bob", "environment": "<REDACTED>", "args": "<REDACTED>", "cmd": "x"}
+    assert condor.ad_json(ad, frozenset({"nothere"})) == "{}"
+    assert condor.ad_json(classad2.ClassAd()) == "{}"
+
+
+def test_group_keys() -> None:
+    ad = classad2.ClassAd('[ S = "a"; I = 3; B = true; F = 1.5; E = Foo + 1; U = undefined ]')
+    assert [condor.group_key(ad, n) for n in ("s", "I", "b", "F", "e", "u", "missing")] == [
+        "a", "3", "true", "1.5", "/Expr(Foo + 1)/", None, None]
+
+
+def test_constraint_helpers_use_the_classad_library() -> None:
+    with pytest.raises(BadRequest):
+        condor.check_expression("Owner ==")
+    ad = classad2.ClassAd('[ Owner = "a"; N = 2 ]')
+    assert condor.matches(condor.check_expression('Owner == "a"'), ad)
+    assert not condor.matches(condor.check_expression('Owner == "b"'), ad)
+    assert not condor.matches(condor.check_expression("Missing == 1"), ad)
+    assert condor.matches(condor.check_expression("N"), ad)
+    assert condor.quote('a"b') == '"a\\"b"'
+    assert sorted(condor.referenced_attributes("MY.Environment == 1 && TARGET.x > Y")) == [
+        "Environment", "TARGET.x", "Y"]
+
+
+# ----------------------------------------------------------------- the adapter over stubs
+
+class Stubs:
+    """Stand-ins for htcondor2.Collector/Schedd/RemoteParam that behave as errors.md records."""
+
+    def __init__(self) -> None:
+        self.queue = load_ads("jobs-default")
+        self.history = load_ads("history-default")
+        self.collector_ads = load_ads("collector")
+        self.calls: list[tuple[Any, ...]] = []
+        self.collector_error: Exception | None = None
+        self.schedd_error: Exception | None = None
+        self.history_error: Exception | None = None
+        self.remote: dict[str, str] = {"NUM_CPUS": "8", "ACCOUNTANT_HOST": "Not defined"}
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        stubs = self
+
+        class Collector:
+            def __init__(self, pool: Any = None) -> None:
+                stubs.calls.append(("Collector", pool))
+
+            def locate(self, daemon_type: Any, name: str | None = None) -> Any:
+                stubs.calls.append(("locate", daemon_type, name))
+                if stubs.collector_error:
+                    raise stubs.collector_error
+                if name not in (None, "vm", "schedd2@vm"):
+                    return None
+                return classad2.ClassAd({"MyAddress": "<127.0.0.1:9618>", "Name": name or "vm"})
+
+            def query(self, ad_type: Any, constraint: str | None = None,
+                      projection: list[str] | None = None) -> list[Any]:
+                stubs.calls.append(("query", ad_type, constraint, projection))
+                if stubs.collector_error:
+                    raise stubs.collector_error
+                return list(stubs.collector_ads)
+
+        class Schedd:
+            def __init__(self, location: Any = None) -> None:
+                stubs.calls.append(("Schedd", location["Name"]))
+
+            def query(self, constraint: str = "true", projection: list[str] | None = None,
+                      limit: int = -1) -> list[Any]:
+                stubs.calls.append(("schedd.query", constraint, projection, limit))
+                if stubs.schedd_error:
+                    raise stubs.schedd_error
+                return list(stubs.queue)
+
+            def history(self, constraint: str, projection: list[str], match: int = -1,
+                        since: Any = None) -> list[Any]:
+                stubs.calls.append(("schedd.history", constraint, projection, match, since))
+                if stubs.history_error:
+                    raise stubs.history_error
+                return list(stubs.history)
+
+        class RemoteParam(dict):  # type: ignore[type-arg]
+            def __init__(self, location: Any) -> None:
+                if location is None:
+                    raise AttributeError("'NoneType' object has no attribute '_handle'")
+                super().__init__(stubs.remote)
+
+        monkeypatch.setattr(condor.htcondor, "Collector", Collector)
+        monkeypatch.setattr(condor.htcondor, "Schedd", Schedd)
+        monkeypatch.setattr(condor.htcondor, "RemoteParam", RemoteParam)
+
+
+@pytest.fixture
+def stubs(monkeypatch: pytest.MonkeyPatch) -> Stubs:
+    s = Stubs()
+    s.install(monkeypatch)
+    return s
+
+
+@pytest.fixture
+def real(make_client: Any, stubs: Stubs) -> Client:
+    client: Client = make_client(backend=condor.HTCondor())
+    return client
+
+
+def test_adapter_serves_jobs_through_the_bindings(real: Client, stubs: Stubs) -> None:
+    body = real.get("/v1/jobs/DEFAULT/2", {"constraint": 'Owner == "condoruser"', "projection": "Cmd"}).json()
+    assert len(body) == 14  # the stub does not filter; the adapter passed the query on
+    query = next(c for c in stubs.calls if c[0] == "schedd.query")
+    assert query[1] == '(Owner == "condoruser") && ClusterId == 2'
+    assert query[2] == ["Cmd", "ClusterId", "ProcId"]
+    assert query[3] == 10000
+
+
+def test_adapter_locates_named_schedds_and_404s_unknown_ones(real: Client, stubs: Stubs) -> None:
+    assert real.get("/v1/jobs/schedd2@vm").status == 200
+    assert ("locate", htcondor2.DaemonType.Schedd, "schedd2@vm") in stubs.calls
+    r = real.get("/v1/jobs/nosuch")
+    assert r.status == 404 and "nosuch" in r.json()["message"]
+
+
+def test_adapter_history_passes_match(real: Client, stubs: Stubs) -> None:
+    assert len(real.get("/v1/history/DEFAULT").json()) == 28
+    call = next(c for c in stubs.calls if c[0] == "schedd.history")
+    assert call[1] == "true" and call[3] == 10000
+
+
+def test_adapter_status_passes_the_ad_type(real: Client, stubs: Stubs) -> None:
+    real.get("/v1/status/slot1@vm", {"query": "startd"})
+    call = next(c for c in stubs.calls if c[0] == "query")
+    assert call[1] == htcondor2.AdTypes.Startd
+    assert call[2] == 'Name == "slot1@vm"'
+
+
+def test_adapter_remote_config(real: Client, stubs: Stubs) -> None:
+    assert real.get("/v1/config/NUM_CPUS", {"daemon": "master"}).json() == "8"
+    assert real.get("/v1/config/ACCOUNTANT_HOST", {"daemon": "master"}).status == 404
+    assert real.get("/v1/config/NO_SUCH_KNOB", {"daemon": "schedd"}).status == 404
+    assert real.get("/v1/config", {"daemon": "collector"}).json() == {"NUM_CPUS": "8"}
+    assert ("locate", htcondor2.DaemonType.Master, None) in stubs.calls
+
+
+def test_adapter_local_config(real: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(condor.htcondor, "param", {"NUM_CPUS": 8, "FLAG": True})
+    assert real.get("/v1/config").json() == {"NUM_CPUS": 8, "FLAG": True}
+    assert real.get("/v1/config/FLAG").json() is True
+    assert real.get("/v1/config/NO_SUCH_KNOB").status == 404
+
+
+# The exact exceptions errors.md records, raised where the bindings raise them.
+COLLECTOR_DOWN = htcondor2.HTCondorException("Failed communication with collector.")
+COLLECTOR_QUERY = htcondor2.HTCondorException("Unknown error from collector query.")
+SCHEDD_FAILED = htcondor2.HTCondorException("Failed to fetch ads from schedd, errmsg=")
+HISTORY_BAD = ValueError("invalid constraint")
+
+
+@pytest.mark.parametrize("where,error,path,status", [
+    ("collector_error", COLLECTOR_DOWN, "/v1/status", 503),
+    ("collector_error", COLLECTOR_DOWN, "/v1/jobs/schedd2@vm", 503),
+    ("collector_error", COLLECTOR_DOWN, "/v1/config?daemon=master", 503),
+    ("collector_error", COLLECTOR_QUERY, "/v1/grouped_status/MyType", 503),
+    ("schedd_error", SCHEDD_FAILED, "/v1/jobs/DEFAULT", 503),
+    ("schedd_error", SCHEDD_FAILED, "/v1/grouped_jobs/DEFAULT/owner", 503),
+    ("history_error", HISTORY_BAD, "/v1/history/DEFAULT", 400),
+    ("schedd_error", classad2.ClassAdException("Unable to parse string into a ClassAd."),
+     "/v1/jobs/DEFAULT/2/0", 400),
+    ("schedd_error", KeyError("ClusterId"), "/v1/jobs/DEFAULT", 404),
+    ("schedd_error", RuntimeError("boom"), "/v1/jobs/DEFAULT", 503),
+    ("schedd_error", OSError("connection reset"), "/v1/jobs/DEFAULT", 503),
+])
+def test_bindings_errors_map_to_4xx_or_503(real: Client, stubs: Stubs, where: str, error: Exception,
+                                          path: str, status: int) -> None:
+    setattr(stubs, where, error)
+    route, _, query = path.partition("?")
+    r = real.get(route, query=query)
+    assert r.status == status, r
+    assert r.json()["status"] == status
+    if status == 503:
+        assert "retry-after" in r.headers
+
+
+def test_bindings_errors_context_covers_every_recorded_exception() -> None:
+    cases: list[tuple[BaseException, type[RestdError]]] = [
+        (COLLECTOR_DOWN, Unavailable), (COLLECTOR_QUERY, Unavailable), (SCHEDD_FAILED, Unavailable),
+        (HISTORY_BAD, BadRequest), (KeyError("NO_SUCH_KNOB"), NotFound),
+        (AttributeError("'NoneType' object has no attribute '_handle'"), Unavailable),
+        (classad2.ClassAdException("Unable to parse string into a ClassAd."), BadRequest),
+    ]
+    for raised, mapped in cases:
+        with pytest.raises(mapped):
+            with condor.bindings_errors("testing"):
+                raise raised
+
+
+def test_located_schedds_are_cached_and_forgotten_on_failure(real: Client, stubs: Stubs) -> None:
+    real.get("/v1/jobs/schedd2@vm")
+    real.get("/v1/jobs/schedd2@vm")
+    assert sum(1 for c in stubs.calls if c[0] == "locate") == 1
+    stubs.schedd_error = SCHEDD_FAILED
+    assert real.get("/v1/jobs/schedd2@vm").status == 503
+    stubs.schedd_error = None
+    real.get("/v1/jobs/schedd2@vm")
+    assert sum(1 for c in stubs.calls if c[0] == "locate") == 2

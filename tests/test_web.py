@@ -1,0 +1,458 @@
+"""The v1 contract, request by request, through the real CherryPy app over the demo pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from condor_restd.errors import RestdError, Timeout, Unavailable
+
+from .conftest import Client
+
+
+def jobids(body: list[dict[str, Any]]) -> list[str]:
+    return [job["jobid"] for job in body]
+
+
+# ------------------------------------------------------------------------------ jobs, history
+
+def test_jobs_default_schedd_lists_every_job_in_id_order(client: Client) -> None:
+    r = client.get("/v1/jobs/DEFAULT")
+    assert r.status == 200
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert jobids(body) == ["2.0", "2.1", "2.2", "5.0", "7.0", "17.0", "17.1", "17.2",
+                            "18.0", "18.1", "19.0", "20.0", "20.1", "21.0"]
+    first = body[0]["classad"]
+    assert first["clusterid"] == 2 and first["procid"] == 0
+    assert all(key == key.lower() for job in body for key in job["classad"])
+
+
+def test_named_schedd_is_located_through_the_collector(client: Client) -> None:
+    body = client.get("/v1/jobs/schedd2@vm").json()
+    assert len(body) == 12
+    assert {job["classad"]["globaljobid"].split("#")[0] for job in body} == {"schedd2@vm"}
+    assert client.get("/v1/jobs/vm").json() == client.get("/v1/jobs/DEFAULT").json()
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/nosuch", "/v1/history/nosuch", "/v1/jobs/schedd2",
+                                  "/v1/grouped_jobs/nosuch/owner", "/v1/jobs/nosuch/1/0",
+                                  "/v1/history/nosuch/1/0/cmd"])
+def test_unknown_schedd_is_404(client: Client, path: str) -> None:
+    r = client.get(path)
+    assert r.status == 404
+    assert r.json()["status"] == 404 and "schedd" in r.json()["message"]
+
+
+def test_history_is_newest_first(client: Client) -> None:
+    body = client.get("/v1/history/DEFAULT").json()
+    assert len(body) == 28
+    assert jobids(body)[:8] == ["15.1", "15.0", "13.3", "13.1", "13.2", "13.0", "16.0", "14.2"]
+
+
+def test_jobs_and_history_by_cluster(client: Client) -> None:
+    assert jobids(client.get("/v1/jobs/DEFAULT/17").json()) == ["17.0", "17.1", "17.2"]
+    assert jobids(client.get("/v1/history/DEFAULT/13").json()) == ["13.3", "13.1", "13.2", "13.0"]
+    assert client.get("/v1/jobs/DEFAULT/999").json() == []
+
+
+def test_one_job_by_cluster_and_proc(client: Client) -> None:
+    r = client.get("/v1/jobs/DEFAULT/2/1")
+    assert r.status == 200
+    job = r.json()
+    assert job["jobid"] == "2.1" and job["classad"]["cmd"] == "/bin/sleep"
+    assert client.get("/v1/history/schedd2@vm/5/0").json()["classad"]["jobstatus"] == 3
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/DEFAULT/99/0", "/v1/history/DEFAULT/2/0",
+                                  "/v1/jobs/DEFAULT/99/0/cmd"])
+def test_missing_job_is_404(client: Client, path: str) -> None:
+    r = client.get(path)
+    assert r.status == 404 and "not found" in r.json()["message"]
+
+
+def test_attribute_url_is_case_insensitive(client: Client) -> None:
+    lower = client.get("/v1/jobs/DEFAULT/2/0/cmd")
+    upper = client.get("/v1/jobs/DEFAULT/2/0/CMD")
+    assert lower.status == upper.status == 200
+    assert lower.json() == upper.json() == "/bin/sleep"
+    assert client.get("/v1/history/DEFAULT/13/0/ExitCode").json() == 0
+    assert client.get("/v1/jobs/schedd2@vm/6/0/projectname").json() == "physics"
+
+
+def test_attribute_values_keep_their_json_types(client: Client) -> None:
+    assert client.get("/v1/jobs/DEFAULT/2/0/RequestCpus").json() == 1
+    assert client.get("/v1/jobs/DEFAULT/2/0/ExitBySignal").json() is True
+    assert client.get("/v1/jobs/DEFAULT/2/0/NumHoldsByReason").json() == {"userrequest": 2}
+    requirements = client.get("/v1/jobs/DEFAULT/2/0/Requirements").json()
+    assert requirements.startswith("/Expr(") and requirements.endswith(")/")
+
+
+def test_undefined_or_missing_attribute_is_404(client: Client) -> None:
+    assert client.get("/v1/jobs/DEFAULT/2/0/NoSuchAttribute").status == 404
+    # JobCurrentReconnectAttempt = undefined in the ad
+    assert client.get("/v1/jobs/DEFAULT/2/0/JobCurrentReconnectAttempt").status == 404
+
+
+def test_projection_is_case_insensitive_and_keeps_jobid(client: Client) -> None:
+    body = client.get("/v1/jobs/DEFAULT", {"projection": " Owner , CMD "}).json()
+    assert len(body) == 14
+    for job in body:
+        assert set(job["classad"]) == {"owner", "cmd"}
+        assert job["jobid"]
+    one = client.get("/v1/history/DEFAULT/13/0", {"projection": "exitcode"}).json()
+    assert one == {"jobid": "13.0", "classad": {"exitcode": 0}}
+
+
+def test_projection_of_missing_attribute_leaves_it_out(client: Client) -> None:
+    body = client.get("/v1/jobs/schedd2@vm", {"projection": "ProjectName"}).json()
+    assert sum(1 for job in body if job["classad"]) == 5
+    assert all(set(job["classad"]) <= {"projectname"} for job in body)
+
+
+def test_constraint_filters(client: Client) -> None:
+    body = client.get("/v1/jobs/DEFAULT", {"constraint": 'Owner == "bob"'}).json()
+    assert len(body) == 3
+    assert {job["classad"]["owner"] for job in body} == {"bob"}
+    held = client.get("/v1/history/schedd2@vm", {"constraint": "JobStatus == 3"}).json()
+    assert jobids(held) == ["5.0"]
+
+
+def test_constraint_is_parenthesised_with_the_cluster(client: Client) -> None:
+    # Unparenthesised, "ClusterId == 5 || true && ClusterId == 2" would also return 5.0.
+    body = client.get("/v1/jobs/DEFAULT/2", {"constraint": "ClusterId == 5 || true"}).json()
+    assert jobids(body) == ["2.0", "2.1", "2.2"]
+
+
+@pytest.mark.parametrize("constraint", ["Owner ==", "(", "true) || (true", "Owner == \"a",
+                                        "1 +* 2", "]"])
+def test_malformed_constraint_is_400(client: Client, constraint: str) -> None:
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT/2", "/v1/grouped_jobs/DEFAULT/owner",
+                 "/v1/status", "/v1/grouped_status/mytype"):
+        r = client.get(path, {"constraint": constraint})
+        assert r.status == 400, (path, r)
+        assert r.json()["status"] == 400
+
+
+def test_empty_constraint_means_everything(client: Client) -> None:
+    assert len(client.get("/v1/jobs/DEFAULT", {"constraint": ""}).json()) == 14
+
+
+@pytest.mark.parametrize("projection", ["a b", "1abc", "Owner,", "x-y", "Owner;true"])
+def test_bad_projection_is_400(client: Client, projection: str) -> None:
+    r = client.get("/v1/jobs/DEFAULT", {"projection": projection})
+    assert r.status == 400 and "projection" in r.json()["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs/DEFAULT/abc", "/v1/jobs/DEFAULT/1/x", "/v1/jobs/DEFAULT/-1",
+                                  "/v1/history/DEFAULT/1.5", "/v1/grouped_jobs/DEFAULT/owner/x",
+                                  "/v1/jobs/DEFAULT/2/0/bad-name"])
+def test_bad_ids_and_attribute_names_are_400(client: Client, path: str) -> None:
+    r = client.get(path)
+    assert r.status == 400, r
+
+
+def test_max_jobs_caps_every_job_query(make_client: Any) -> None:
+    client = make_client(max_jobs=3)
+    assert len(client.get("/v1/jobs/DEFAULT").json()) == 3
+    assert len(client.get("/v1/history/DEFAULT").json()) == 3
+    assert sum(len(v) for v in client.get("/v1/grouped_jobs/DEFAULT/owner").json().values()) == 3
+    assert sum(len(v) for v in client.get("/v1/grouped_history/DEFAULT/owner").json().values()) == 3
+    assert len(client.get("/v1/status").json()) == 23  # status is not a job query
+
+
+# ---------------------------------------------------------------------------------- hiding
+
+@pytest.fixture
+def hidden(make_client: Any) -> Client:
+    client: Client = make_client(hide_job_attrs=frozenset({"environment", "args"}))
+    return client
+
+
+def test_hidden_attributes_are_redacted_everywhere(hidden: Client) -> None:
+    jobs = hidden.get("/v1/jobs/DEFAULT").json()
+    assert {job["classad"]["environment"] for job in jobs} == {"<REDACTED>"}
+    assert {job["classad"]["args"] for job in jobs} == {"<REDACTED>"}
+    assert "not-a-real-secret" not in hidden.get("/v1/jobs/DEFAULT").text
+    assert hidden.get("/v1/jobs/DEFAULT/18/0").json()["classad"]["environment"] == "<REDACTED>"
+    assert hidden.get("/v1/jobs/DEFAULT/18/0/Environment").json() == "<REDACTED>"
+    assert hidden.get("/v1/jobs/DEFAULT/18/0/ENVIRONMENT").json() == "<REDACTED>"
+    assert hidden.get("/v1/history/DEFAULT/13/0/args").json() == "<REDACTED>"
+    projected = hidden.get("/v1/jobs/DEFAULT/18", {"projection": "Environment,Owner"}).json()
+    assert [job["classad"] for job in projected] == [{"environment": "<REDACTED>", "owner": "bob"}] * 2
+    grouped = hidden.get("/v1/grouped_history/DEFAULT/owner").json()
+    assert {job["classad"].get("args") for jobs in grouped.values() for job in jobs} <= {"<REDACTED>", None}
+    assert hidden.get("/v1/jobs/DEFAULT/2/0/cmd").json() == "/bin/sleep"
+
+
+def test_hidden_attributes_cannot_be_probed(hidden: Client) -> None:
+    for constraint in ['Environment == "API_TOKEN=not-a-real-secret"', "environment =!= undefined",
+                       'MY.Environment != ""', 'TARGET.ARGS == "3000"',
+                       'eval("Environ" + "ment") == ""', 'regexp("secret", Environment)']:
+        r = hidden.get("/v1/jobs/DEFAULT", {"constraint": constraint})
+        assert r.status == 400, constraint
+    assert hidden.get("/v1/grouped_jobs/DEFAULT/Environment").status == 400
+    assert hidden.get("/v1/grouped_history/DEFAULT/ARGS").status == 400
+
+
+def test_hiding_does_not_touch_status(hidden: Client) -> None:
+    assert hidden.get("/v1/status", {"constraint": 'Args =?= undefined'}).status == 200
+
+
+# ------------------------------------------------------------------------------- grouped
+
+def test_grouped_jobs_by_cmd(client: Client) -> None:
+    grouped = client.get("/v1/grouped_jobs/DEFAULT/cmd").json()
+    assert sum(len(jobs) for jobs in grouped.values()) == 14
+    assert "/bin/sleep" in grouped
+    assert all(job["classad"]["cmd"] == cmd for cmd, jobs in grouped.items() for job in jobs)
+
+
+def test_grouped_jobs_with_projection_keeps_the_groupby_attribute(client: Client) -> None:
+    grouped = client.get("/v1/grouped_jobs/DEFAULT/cmd", {"projection": "owner"}).json()
+    for jobs in grouped.values():
+        for job in jobs:
+            assert set(job["classad"]) == {"owner", "cmd"}
+
+
+def test_grouped_history_by_cmd_and_cluster(client: Client) -> None:
+    grouped = client.get("/v1/grouped_history/DEFAULT/Cmd/13", {"projection": "ExitCode"}).json()
+    assert [jobids(jobs) for jobs in grouped.values()] == [["13.3", "13.1", "13.2", "13.0"]]
+
+
+def test_grouped_jobs_leave_out_ads_lacking_the_attribute(client: Client) -> None:
+    grouped = client.get("/v1/grouped_jobs/DEFAULT/JobBatchName").json()
+    assert sum(len(jobs) for jobs in grouped.values()) == 12
+    assert set(grouped) == {"long-sleepers", "alice-sim", "alice-long", "bob-analysis", "nightly-reco"}
+    assert client.get("/v1/grouped_jobs/schedd2@vm/ProjectName").json().keys() == {"physics"}
+    assert client.get("/v1/grouped_jobs/DEFAULT/NoSuchAttr").json() == {}
+
+
+def test_grouped_keys_for_numbers(client: Client) -> None:
+    grouped = client.get("/v1/grouped_jobs/DEFAULT/JobStatus", {"projection": "owner"}).json()
+    assert {k: len(v) for k, v in grouped.items()} == {"1": 6, "2": 4, "5": 4}
+
+
+# -------------------------------------------------------------------------------- status
+
+@pytest.mark.parametrize("query,count,mytype", [
+    ("startd", 7, "Machine"), ("schedd", 2, "Scheduler"), ("master", 1, "DaemonMaster"),
+    ("collector", 1, "Collector"), ("negotiator", 1, "Negotiator"), ("submitter", 6, "Submitter"),
+    ("accounting", 4, "Accounting"), ("credd", 0, None), ("defrag", 0, None), ("generic", 0, None),
+    ("grid", 0, None), ("had", 0, None), ("license", 0, None)])
+def test_status_for_each_query_type(client: Client, query: str, count: int, mytype: str | None) -> None:
+    body = client.get("/v1/status", {"query": query}).json()
+    assert len(body) == count
+    assert all(ad["type"] == mytype and ad["classad"]["mytype"] == mytype for ad in body)
+
+
+def test_status_any_is_every_ad(client: Client) -> None:
+    body = client.get("/v1/status").json()
+    assert len(body) == 23
+    assert len(client.get("/v1/status", {"query": "any"}).json()) == 23
+    for ad in body:
+        assert set(ad) == {"name", "type", "classad"}
+
+
+@pytest.mark.parametrize("query", ["Startd", "bogus", "", "startd;rm", "any "])
+def test_bad_query_type_is_400(client: Client, query: str) -> None:
+    r = client.get("/v1/status", {"query": query})
+    assert r.status == 400 and "query" in r.json()["message"]
+
+
+def test_status_by_name(client: Client) -> None:
+    body = client.get("/v1/status/slot1@vm").json()
+    assert [(ad["name"], ad["type"]) for ad in body] == [("slot1@vm", "Machine")]
+    assert {ad["type"] for ad in client.get("/v1/status/vm").json()} >= {"DaemonMaster", "Scheduler"}
+
+
+def test_status_name_is_quoted(client: Client) -> None:
+    assert client.get("/v1/status/" + '" || true || "').json() == []
+    assert client.get("/v1/status/" + 'x\\" || true || \\"').json() == []
+
+
+def test_status_projection_still_fills_name_and_type(client: Client) -> None:
+    body = client.get("/v1/status", {"query": "startd", "projection": "Memory"}).json()
+    assert {ad["name"] for ad in body} >= {"slot1@vm", "slot1_1@vm"}
+    assert all(ad["type"] == "Machine" and set(ad["classad"]) == {"memory"} for ad in body)
+
+
+def test_status_constraint(client: Client) -> None:
+    body = client.get("/v1/status", {"query": "startd", "constraint": 'State == "Claimed"'}).json()
+    assert len(body) == 6
+
+
+def test_grouped_status_by_mytype(client: Client) -> None:
+    grouped = client.get("/v1/grouped_status/MyType").json()
+    assert "DaemonMaster" in grouped
+    assert {k: len(v) for k, v in grouped.items()} == {
+        "Accounting": 4, "Collector": 1, "DaemonMaster": 1, "Negotiator": 1, "Scheduler": 2,
+        "StartD": 1, "Machine": 7, "Submitter": 6}
+
+
+def test_grouped_status_by_name_and_query(client: Client) -> None:
+    grouped = client.get("/v1/grouped_status/State/slot1@vm", {"query": "startd"}).json()
+    assert list(grouped) == ["Unclaimed"]
+    grouped = client.get("/v1/grouped_status/ScheddName", {"query": "submitter",
+                                                           "projection": "Name"}).json()
+    assert {k: len(v) for k, v in grouped.items()} == {"vm": 3, "schedd2@vm": 3}
+    for ads in grouped.values():
+        assert all(set(ad["classad"]) == {"name", "scheddname"} for ad in ads)
+
+
+# -------------------------------------------------------------------------------- config
+
+def test_config_lists_every_knob(client: Client) -> None:
+    config = client.get("/v1/config").json()
+    assert len(config) > 1000
+    assert config["NUM_CPUS"] == 8
+
+
+def test_config_value(client: Client) -> None:
+    assert client.get("/v1/config/NUM_CPUS").json() == 8
+    assert client.get("/v1/config/num_cpus").json() == 8
+    assert client.get("/v1/config/ENABLE_RUNTIME_CONFIG").json() is True
+
+
+def test_config_from_a_daemon(client: Client) -> None:
+    assert client.get("/v1/config/NUM_CPUS", {"daemon": "master"}).json() == "8"
+    master = client.get("/v1/config", {"daemon": "master"}).json()
+    assert "Not defined" not in master.values()
+    assert client.get("/v1/config/LOCALNAME", {"daemon": "schedd"}).status in (200, 404)
+    for daemon in ("master", "collector", "negotiator", "schedd", "startd"):
+        assert client.get("/v1/config/DAEMON_LIST", {"daemon": daemon}).status == 200
+
+
+def test_config_not_defined_is_404(client: Client) -> None:
+    assert client.get("/v1/config/NO_SUCH_KNOB").status == 404
+    assert client.get("/v1/config/ACCOUNTANT_HOST", {"daemon": "master"}).status == 404
+
+
+@pytest.mark.parametrize("daemon", ["shadow", "Master", "", "all", "schedd2"])
+def test_bad_daemon_is_400(client: Client, daemon: str) -> None:
+    r = client.get("/v1/config", {"daemon": daemon})
+    assert r.status == 400 and "daemon" in r.json()["message"]
+
+
+def test_bad_config_name_is_400(client: Client) -> None:
+    assert client.get("/v1/config/a b").status == 400
+    assert client.get("/v1/config/x;y").status == 400
+
+
+# --------------------------------------------------------------------------- the protocol
+
+def test_every_body_ends_with_a_newline(client: Client) -> None:
+    for path in ("/v1/jobs/DEFAULT", "/v1/jobs/DEFAULT/2/0/cmd", "/v1/config/NUM_CPUS",
+                 "/v1/grouped_status/MyType", "/v1/nope", "/v1/jobs/DEFAULT/x", "/", "/v1"):
+        assert client.get(path).body.endswith(b"\n"), path
+
+
+def test_cors_header_default_and_configured(client: Client, make_client: Any) -> None:
+    assert client.get("/v1/jobs/DEFAULT").headers["access-control-allow-origin"] == "*"
+    assert client.get("/v1/jobs/nosuch").headers["access-control-allow-origin"] == "*"
+    strict = make_client(cors_origins=("https://dash.example.org",))
+    r = strict.get("/v1/status", headers={"Origin": "https://dash.example.org"})
+    assert r.headers["access-control-allow-origin"] == "https://dash.example.org"
+    r = strict.get("/v1/status", headers={"Origin": "https://evil.example.com"})
+    assert "access-control-allow-origin" not in r.headers
+    none = make_client(cors_origins=())
+    assert "access-control-allow-origin" not in none.get("/v1/status").headers
+
+
+def test_head_has_headers_and_no_body(client: Client) -> None:
+    get = client.get("/v1/jobs/DEFAULT")
+    head = client.request("HEAD", "/v1/jobs/DEFAULT")
+    assert head.status == 200 and head.body == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert client.request("HEAD", "/v1/jobs/nosuch").status == 404
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_other_methods_are_405(client: Client, method: str) -> None:
+    r = client.request(method, "/v1/jobs/DEFAULT")
+    assert r.status == 405
+    assert r.json() == {"message": f"{method} is not allowed; this API is read-only", "status": 405}
+    assert "GET" in r.headers["allow"]
+
+
+def test_options_answers_cors_preflight(client: Client) -> None:
+    r = client.request("OPTIONS", "/v1/jobs/DEFAULT", headers={
+        "Origin": "https://dash.example.org", "Access-Control-Request-Method": "GET"})
+    assert r.status in (200, 204)
+    assert "GET" in r.headers["access-control-allow-methods"]
+    assert r.headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/v1/jobs", "/v1/jobs/DEFAULT/1/0/cmd/extra",
+                                  "/v1/grouped_jobs/DEFAULT", "/v1/grouped_status",
+                                  "/v1/status/a/b", "/v1/config/a/b", "/v2/jobs/DEFAULT"])
+def test_unknown_url_is_json_404(client: Client, path: str) -> None:
+    r = client.get(path)
+    assert r.status == 404, r
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["status"] == 404
+
+
+def test_unknown_or_repeated_parameters_are_400(client: Client) -> None:
+    assert client.get("/v1/jobs/DEFAULT", {"constriant": "true"}).status == 400
+    assert client.get("/v1/jobs/DEFAULT/2/0", {"constraint": "true"}).status == 400
+    assert client.get("/v1/jobs/DEFAULT", query="projection=owner&projection=cmd").status == 400
+    assert client.get("/v1/jobs/DEFAULT", {"_": "1700000000"}).status == 200
+
+
+def test_trailing_slash_is_accepted(client: Client) -> None:
+    assert client.get("/v1/jobs/DEFAULT/").json() == client.get("/v1/jobs/DEFAULT").json()
+
+
+def test_index_pages(client: Client) -> None:
+    assert client.get("/").json()["api"] == "/v1"
+    assert "jobs" in client.get("/v1").json()["endpoints"]
+
+
+# ------------------------------------------------------------------------ backend failures
+
+class Failing:
+    """A backend whose every call raises the given error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise self.error
+        return fail
+
+
+@pytest.mark.parametrize("error,status", [
+    (Unavailable("Failed communication with collector."), 503),
+    (Timeout("too slow"), 504),
+    (RuntimeError("something unexpected"), 503),
+])
+def test_backend_failures_map_to_clear_statuses(make_client: Any, error: RestdError,
+                                                status: int) -> None:
+    client = make_client(backend=Failing(error))
+    for path in ("/v1/jobs/DEFAULT", "/v1/status", "/v1/config", "/v1/grouped_history/DEFAULT/owner"):
+        r = client.get(path)
+        assert r.status == status, (path, r)
+        assert r.json()["status"] == status
+        if status == 503:
+            assert int(r.headers["retry-after"]) > 0
+
+
+def test_slow_backend_gives_504(make_client: Any, pool: Any) -> None:
+    import threading
+
+    release = threading.Event()
+
+    class Slow:
+        def jobs(self, *args: Any) -> Any:
+            release.wait(5)
+            return pool.jobs(*args)
+
+    client = make_client(backend=Slow(), query_timeout=0.2)
+    try:
+        r = client.get("/v1/jobs/DEFAULT")
+        assert r.status == 504 and "RESTD_QUERY_TIMEOUT" in r.json()["message"]
+    finally:
+        release.set()
