@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from . import condor
 from .condor import Ad, Condor
@@ -44,39 +45,71 @@ def check_attribute(name: str, what: str = "attribute") -> str:
     return name
 
 
+class Observer(Protocol):
+    """Told about every upstream query (metrics); `failure` is an error class name or None."""
+
+    def upstream(self, daemon: str, seconds: float, failure: str | None) -> None: ...
+
+    def cache(self, hit: bool) -> None: ...
+
+
+class _Quiet:
+    def upstream(self, daemon: str, seconds: float, failure: str | None) -> None:
+        pass
+
+    def cache(self, hit: bool) -> None:
+        pass
+
+
+READY_CACHE_SECONDS = 5.0
+JOB_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held",
+              6: "transferring_output", 7: "suspended"}
+
+
 class Queries:
     """The API's logic over one Condor backend; knows nothing of HTTP."""
 
-    def __init__(self, settings: Settings, backend: Condor) -> None:
+    def __init__(self, settings: Settings, backend: Condor, observer: Observer | None = None) -> None:
         self.settings = settings
         self.backend = backend
+        self.observer: Observer = observer if observer is not None else _Quiet()
         self._executor = ThreadPoolExecutor(settings.query_workers, "restd-query")
         self._slots = threading.BoundedSemaphore(settings.query_workers)
+        self._ready: tuple[float, dict[str, Any]] | None = None
+        self._ready_lock = threading.Lock()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
 
     # ----------------------------------------------------------------------- plumbing
 
-    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+    def _call(self, daemon: str, fn: Callable[..., T], *args: Any) -> T:
         """Run one backend call in the query pool, bounded by RESTD_QUERY_TIMEOUT."""
         timeout = self.settings.query_timeout
         if not self._slots.acquire(timeout=timeout):
             raise Unavailable("every query worker is busy; try again shortly", retry_after=2)
+        started = time.perf_counter()
         try:
             future = self._executor.submit(fn, *args)
         except RuntimeError:
             self._slots.release()
             raise Unavailable("the daemon is shutting down", retry_after=10) from None
         future.add_done_callback(lambda _: self._slots.release())
+        failure: str | None = None
         try:
             return future.result(timeout=timeout)
         except FutureTimeout:
-            raise Timeout(f"{what} took longer than {timeout:g} s (RESTD_QUERY_TIMEOUT)") from None
-        except RestdError:
+            failure = "Timeout"
+            raise Timeout(f"the {daemon} query took longer than {timeout:g} s "
+                          "(RESTD_QUERY_TIMEOUT)") from None
+        except RestdError as exc:
+            failure = type(exc).__name__
             raise
         except Exception as exc:  # a backend must raise RestdError; anything else is an outage
-            raise Unavailable(f"{what} failed: {exc}") from None
+            failure = "Unavailable"
+            raise Unavailable(f"the {daemon} query failed: {exc}") from None
+        finally:
+            self.observer.upstream(daemon, time.perf_counter() - started, failure)
 
     def _hidden(self, source: str) -> frozenset[str]:
         return self.settings.hide_job_attrs if source in SOURCES else frozenset()
@@ -118,8 +151,7 @@ class Queries:
         if source not in SOURCES:
             raise NotFound(f"unknown job source {source!r}")
         fetch = self.backend.jobs if source == "jobs" else self.backend.history
-        label = "schedd query" if source == "jobs" else "history query"
-        ads: Sequence[Ad] = self._call(label, fetch, schedd, constraint, list(projection),
+        ads: Sequence[Ad] = self._call("schedd", fetch, schedd, constraint, list(projection),
                                        self._limit())
         return ads
 
@@ -210,7 +242,7 @@ class Queries:
         clauses = [f"Name == {condor.quote(name)}"] if name is not None else []
         expr = self._constraint(constraint, frozenset(), *clauses)
         ask, keep = self._projection(projection, STATUS_ID_ATTRS, (groupby,) if groupby else ())
-        ads = self._call("collector query", self.backend.status, query, expr, ask)
+        ads = self._call("collector", self.backend.status, query, expr, ask)
         return sorted(ads, key=_status_sort_key), keep
 
     @staticmethod
@@ -242,10 +274,57 @@ class Queries:
         if daemon is not None and daemon not in condor.DAEMON_TYPES:
             raise BadRequest(f"daemon must be one of {', '.join(DAEMONS)}, not {daemon!r}")
         if attribute is None:
-            return dict(self._call("config query", self.backend.config, daemon))
+            return dict(self._call(daemon or "config", self.backend.config, daemon))
         if not CONFIG_NAME.match(attribute):
             raise BadRequest(f"{attribute!r} is not a configuration knob name")
-        return self._call("config query", self.backend.config_value, daemon, attribute)
+        return self._call(daemon or "config", self.backend.config_value, daemon, attribute)
+
+    # ------------------------------------------------------------------- pool overview
+
+    def readiness(self) -> dict[str, Any]:
+        """Whether the collector and the default schedd answer; cached briefly so probes
+        cannot hammer the pool. Raises Unavailable naming what is down."""
+        with self._ready_lock:
+            now = time.monotonic()
+            if self._ready is None or now - self._ready[0] > READY_CACHE_SECONDS:
+                checks = {"collector": self._probe("collector", self.backend.status, "schedd",
+                                                   "false", ["Name"]),
+                          "schedd": self._probe("schedd", self.backend.jobs, None, "false",
+                                                ["ClusterId"], 1)}
+                self._ready = (now, checks)
+            checks = self._ready[1]
+        down = sorted(name for name, check in checks.items() if check != "ok")
+        if down:
+            raise Unavailable(f"not ready: {' and '.join(down)} not reachable", checks=checks)
+        return {"status": "ready", "checks": checks}
+
+    def _probe(self, daemon: str, fn: Callable[..., Any], *args: Any) -> str:
+        try:
+            self._call(daemon, fn, *args)
+        except RestdError as exc:
+            return exc.message
+        return "ok"
+
+    def summary(self) -> dict[str, Any]:
+        """A short overview of the pool: schedds, slots by state, jobs by status."""
+        schedds = self._call("collector", self.backend.status, "schedd", "true", ["Name", "MyType"])
+        slots = self._call("collector", self.backend.status, "startd", "true",
+                           ["Name", "MyType", "State"])
+        names = sorted(str(condor.value_of(ad, "Name")) for ad in schedds)
+        jobs: dict[str, dict[str, int]] = {}
+        for name in names:
+            ads = self._call("schedd", self.backend.jobs, name, "true", ["ClusterId", "ProcId",
+                                                                        "JobStatus"], -1)
+            counts: dict[str, int] = {}
+            for ad in ads:
+                status = JOB_STATUS.get(condor.value_of(ad, "JobStatus"), "unknown")
+                counts[status] = counts.get(status, 0) + 1
+            jobs[name] = counts
+        states: dict[str, int] = {}
+        for ad in slots:
+            state = str(condor.value_of(ad, "State") or "Unknown")
+            states[state] = states.get(state, 0) + 1
+        return {"schedds": names, "slots": states, "jobs": jobs}
 
 
 def _job_sort_key(ad: Ad) -> tuple[int, int]:

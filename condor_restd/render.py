@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, Callable
 
@@ -16,14 +17,40 @@ log = logging.getLogger("condor_restd.http")
 
 JSON = "application/json"
 YAML = "application/yaml"
+HTML = "text/html"
+TEXT = "text/plain"
 MEDIA_TYPES = {JSON: JSON, YAML: YAML, "application/x-yaml": YAML, "text/yaml": YAML,
-               "text/x-yaml": YAML, "application/*": JSON, "*/*": JSON}
-FORMATS = {"json": JSON, "yaml": YAML}
+               "text/x-yaml": YAML, HTML: HTML, "application/xhtml+xml": HTML, TEXT: TEXT,
+               "application/openmetrics-text": TEXT}
+WILDCARDS = ("*/*", "application/*", "text/*")
+FORMATS = {"json": JSON, "yaml": YAML, "html": HTML}
+DATA_TYPES = (JSON, YAML)
 ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class RawJSON(str):
     """A fragment that is already JSON text; the encoder writes it as it is."""
+
+
+class Page:
+    """A finished body in a media type of its own (an HTML page, Prometheus text)."""
+
+    def __init__(self, body: str | bytes, content_type: str) -> None:
+        self.body = body.encode("utf-8") if isinstance(body, str) else body
+        self.content_type = content_type
+
+
+def offers(*media: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the media types a handler can answer in (default: JSON and YAML)."""
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.restd_offers = media  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def negotiated() -> str:
+    """The media type negotiated for the current request."""
+    return str(getattr(cherrypy.serving.request, "restd_media", JSON))
 
 
 def to_json(value: Any) -> str:
@@ -83,21 +110,27 @@ def _accepted(header: str) -> list[tuple[float, int, str]]:
     return sorted(ranges, reverse=True)
 
 
-def negotiate(accept: str | None, fmt: str | None = None) -> str:
+def negotiate(accept: str | None, fmt: str | None = None,
+              offered: tuple[str, ...] = DATA_TYPES) -> str:
     """The media type to answer in: ?format= wins, then the Accept header, then JSON."""
+    names = ", ".join(offered)
     if fmt is not None:
-        if fmt.lower() not in FORMATS:
-            raise NotAcceptable(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}",
-                                available=sorted(FORMATS))
-        return FORMATS[fmt.lower()]
+        media = FORMATS.get(fmt.lower())
+        if media not in offered:
+            choices = ", ".join(k for k, v in FORMATS.items() if v in offered)
+            raise NotAcceptable(f"format must be one of {choices}, not {fmt!r}", available=list(offered))
+        return media
     if not accept or not accept.strip():
-        return JSON
+        return offered[0]
     for quality, _, media in _accepted(accept):
-        if quality > 0 and media in MEDIA_TYPES:
+        if quality <= 0:
+            continue
+        if media in WILDCARDS:
+            return JSON if JSON in offered else offered[0]
+        if MEDIA_TYPES.get(media) in offered:
             return MEDIA_TYPES[media]
     raise NotAcceptable(f"cannot answer in any type the Accept header lists ({accept}); "
-                        "available are application/json and application/yaml",
-                        available=[JSON, YAML])
+                        f"available here: {names}", available=list(offered))
 
 
 def _cors(origins: Iterable[str]) -> None:
@@ -117,7 +150,7 @@ def _cors(origins: Iterable[str]) -> None:
 def _respond(status: int, body: bytes, media: str, headers: dict[str, str] | None = None) -> bytes:
     response = cherrypy.serving.response
     response.status = status
-    response.headers["Content-Type"] = f"{media}; charset=utf-8" if media == JSON else media
+    response.headers["Content-Type"] = media if media == YAML or ";" in media else f"{media}; charset=utf-8"
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return body
@@ -125,39 +158,57 @@ def _respond(status: int, body: bytes, media: str, headers: dict[str, str] | Non
 
 def error_response(error: RestdError, media: str = JSON) -> bytes:
     """The one shape of every error: {"message": ..., "status": ...} in the negotiated format."""
-    if isinstance(error, NotAcceptable):
+    if isinstance(error, NotAcceptable) or media not in DATA_TYPES:
         media = JSON
     return _respond(error.status, encode(error.body(), media), media, error.headers)
 
 
-def _wrap(inner: Callable[..., Any], cors_origins: Iterable[str]) -> Callable[..., bytes]:
+def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    request = cherrypy.serving.request
+    media = JSON
+    try:
+        # CherryPy's PageHandler carries the query parameters itself
+        fmt = getattr(inner, "kwargs", kwargs).pop("format", None)
+        if fmt is not None and not isinstance(fmt, str):
+            raise NotAcceptable("format given more than once")
+        offered = getattr(getattr(inner, "callable", inner), "restd_offers", DATA_TYPES)
+        media = negotiate(request.headers.get("Accept"), fmt, offered)
+        request.restd_media = media
+        if request.method == "OPTIONS":
+            headers = {"Allow": ", ".join(ALLOWED_METHODS),
+                       "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),
+                       "Access-Control-Allow-Headers": "Accept, Authorization, If-None-Match",
+                       "Access-Control-Max-Age": "86400"}
+            return _respond(204, b"", media, headers)
+        if request.method not in ALLOWED_METHODS:
+            error = MethodNotAllowed(f"{request.method} is not allowed; this API is read-only")
+            error.headers["Allow"] = ", ".join(ALLOWED_METHODS)
+            raise error
+        result = inner(*args, **kwargs)
+        if isinstance(result, Page):
+            return _respond(200, result.body, result.content_type)
+        return _respond(200, encode(result, media), media)
+    except RestdError as error:
+        return error_response(error, media)
+    except Exception:
+        log.exception("unexpected error serving %s", request.path_info)
+        return error_response(RestdError("internal error; the daemon log has the details"), media)
+
+
+def _wrap(inner: Callable[..., Any], cors_origins: Iterable[str], metrics: Any) -> Callable[..., bytes]:
     def handler(*args: Any, **kwargs: Any) -> bytes:
         request = cherrypy.serving.request
         _cors(cors_origins)
-        media = JSON
+        if metrics is None:
+            return _answer(inner, args, kwargs)
+        started = time.perf_counter()
+        metrics.request_started()
         try:
-            # CherryPy's PageHandler carries the query parameters itself
-            fmt = getattr(inner, "kwargs", kwargs).pop("format", None)
-            if fmt is not None and not isinstance(fmt, str):
-                raise NotAcceptable("format given more than once")
-            media = negotiate(request.headers.get("Accept"), fmt)
-            if request.method == "OPTIONS":
-                headers = {"Allow": ", ".join(ALLOWED_METHODS),
-                           "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),
-                           "Access-Control-Allow-Headers": "Accept, Authorization, If-None-Match",
-                           "Access-Control-Max-Age": "86400"}
-                return _respond(204, b"", media, headers)
-            if request.method not in ALLOWED_METHODS:
-                error = MethodNotAllowed(f"{request.method} is not allowed; this API is read-only")
-                error.headers["Allow"] = ", ".join(ALLOWED_METHODS)
-                raise error
-            return _respond(200, encode(inner(*args, **kwargs), media), media)
-        except RestdError as error:
-            return error_response(error, media)
-        except Exception:
-            log.exception("unexpected error serving %s", request.path_info)
-            return error_response(RestdError("internal error; the daemon log has the details"),
-                                  media)
+            return _answer(inner, args, kwargs)
+        finally:
+            status = int(str(cherrypy.serving.response.status or 200).split()[0])
+            metrics.request_finished(request.path_info, request.method, status,
+                                     time.perf_counter() - started)
 
     return handler
 
@@ -168,10 +219,10 @@ class RenderTool(cherrypy.Tool):
     def __init__(self) -> None:
         super().__init__("before_handler", self._wrap_handler, priority=30)
 
-    def _wrap_handler(self, cors_origins: Iterable[str] = ("*",)) -> None:
+    def _wrap_handler(self, cors_origins: Iterable[str] = ("*",), metrics: Any = None) -> None:
         request = cherrypy.serving.request
         if request.handler is not None:
-            request.handler = _wrap(request.handler, cors_origins)
+            request.handler = _wrap(request.handler, cors_origins, metrics)
 
 
 def cherrypy_error_page(status: str, message: str, traceback: str, version: str) -> bytes:

@@ -7,10 +7,12 @@ from typing import Any
 
 import cherrypy
 
-from . import __version__, render
+from . import __version__, openapi, pages, render
 from .condor import Condor
-from .errors import BadRequest, NotFound
+from .errors import BadRequest, NotFound, RestdError
+from .metrics import Metrics
 from .queries import Queries, attribute_names
+from .render import HTML, JSON, YAML
 from .settings import Settings
 
 IGNORED_PARAMS = ("_",)  # cache-busters that browsers and JS libraries append
@@ -155,7 +157,7 @@ ENDPOINTS = {
 
 
 class V1:
-    """/v1: one exposed object per endpoint family."""
+    """/v1: one exposed object per endpoint family, and the API's own description."""
 
     def __init__(self, queries: Queries) -> None:
         self.jobs = Jobs(queries, "jobs")
@@ -169,7 +171,25 @@ class V1:
     @cherrypy.expose
     def index(self, **params: Any) -> Any:
         _params(params, ())
-        return {"version": __version__, "endpoints": ENDPOINTS}
+        return {"version": __version__, "endpoints": ENDPOINTS,
+                "openapi": "/v1/openapi.json", "docs": "/v1/docs"}
+
+    @cherrypy.expose
+    def openapi_json(self, **params: Any) -> Any:  # /v1/openapi.json (CherryPy maps "." to "_")
+        _params(params, ())
+        return openapi.document(__version__)
+
+    @cherrypy.expose
+    @render.offers(YAML)
+    def openapi_yaml(self, **params: Any) -> Any:
+        _params(params, ())
+        return openapi.document(__version__)
+
+    @cherrypy.expose
+    @render.offers(HTML)
+    def docs(self, **params: Any) -> Any:
+        _params(params, ())
+        return render.Page(pages.api_docs(openapi.document(__version__)), "text/html; charset=utf-8")
 
     @cherrypy.expose
     def default(self, *segments: str, **params: Any) -> Any:
@@ -177,13 +197,46 @@ class V1:
 
 
 class Root:
-    def __init__(self, queries: Queries) -> None:
+    """/: a page for browsers (JSON for everyone else), health probes, metrics, and /v1."""
+
+    def __init__(self, queries: Queries, metrics: Metrics) -> None:
+        self._queries = queries
+        self._metrics = metrics
         self.v1 = V1(queries)
 
     @cherrypy.expose
+    @render.offers(JSON, YAML, HTML)
     def index(self, **params: Any) -> Any:
         _params(params, ())
-        return {"name": "condor_restd", "version": __version__, "api": "/v1"}
+        if render.negotiated() != HTML:
+            return {"name": "condor_restd", "version": __version__, "api": "/v1",
+                    "openapi": "/v1/openapi.json", "health": "/healthz", "ready": "/readyz",
+                    "metrics": "/metrics"}
+        summary, problem = None, None
+        try:
+            summary = self._queries.summary()
+        except RestdError as exc:
+            problem = exc.message
+        return render.Page(pages.front_page(__version__, ENDPOINTS, summary, problem),
+                           "text/html; charset=utf-8")
+
+    @cherrypy.expose
+    def healthz(self, **params: Any) -> Any:
+        """The process is serving; the pool is not touched."""
+        _params(params, ())
+        return {"status": "ok"}
+
+    @cherrypy.expose
+    def readyz(self, **params: Any) -> Any:
+        _params(params, ())
+        return self._queries.readiness()
+
+    @cherrypy.expose
+    @render.offers("text/plain")
+    def metrics(self, **params: Any) -> Any:
+        _params(params, ())
+        body, content_type = self._metrics.exposition()
+        return render.Page(body, content_type)
 
     @cherrypy.expose
     def default(self, *segments: str, **params: Any) -> Any:
@@ -201,18 +254,21 @@ class Request(cherrypy._cprequest.Request):
 
 def make_app(settings: Settings, backend: Condor) -> cherrypy.Application:
     """The WSGI application serving `backend` under `settings`; no server, no sockets."""
-    queries = Queries(settings, backend)
+    metrics = Metrics()
+    queries = Queries(settings, backend, metrics)
     config = {
         "/": {
             "tools.restd_render.on": True,
             "tools.restd_render.cors_origins": settings.cors_origins,
+            "tools.restd_render.metrics": metrics,
             "tools.trailing_slash.on": False,
             "tools.encode.on": False,
             "log.screen": False,
         }
     }
-    app = cherrypy.Application(Root(queries), "", config)
+    app = cherrypy.Application(Root(queries, metrics), "", config)
     app.request_class = Request
     app.log.screen = False
     app.queries = queries
+    app.metrics = metrics
     return app
