@@ -75,7 +75,15 @@ class Condor(Protocol):
 
 def quote(text: str) -> str:
     """`text` as a ClassAd string literal."""
-    return str(classad.quote(text))
+    try:
+        return str(classad.quote(text))
+    except PARSE_ERRORS as exc:
+        raise BadRequest(f"{text!r} cannot be used as a ClassAd string: {exc}") from None
+
+
+def unparse(text: str) -> str:
+    """An expression as the ClassAd library writes it back (normalized spacing and case)."""
+    return str(check_expression(text))
 
 
 def check_expression(text: str) -> Any:
@@ -83,7 +91,8 @@ def check_expression(text: str) -> Any:
     try:
         return classad.ExprTree(text)
     except PARSE_ERRORS as exc:
-        raise BadRequest(f"constraint is not a valid ClassAd expression: {text!r}",
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        raise BadRequest(f"constraint is not a valid ClassAd expression: {shown!r}",
                          detail=str(exc)) from None
 
 

@@ -27,6 +27,12 @@ STATUS_ID_ATTRS = ("Name", "MyType")
 # ClassAd functions that turn a string into an attribute reference or expression at run time.
 INDIRECT_FUNCTIONS = ("eval",)
 CONFIG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+MAX_CONSTRAINT_LENGTH = 8192
+MAX_PROJECTION = 256
+# References that reach a whole ad (MY["Env" + "ironment"]) or build a name at run time (eval):
+# with hidden attributes, a constraint may use none of them.
+WHOLE_AD_REFS = frozenset({"", "my", "target", "parent", "super"})
+SLOT_WAIT = 1.0  # seconds a request waits for a busy query pool before a 503
 
 
 def attribute_names(text: str | None, what: str = "projection") -> list[str] | None:
@@ -34,6 +40,8 @@ def attribute_names(text: str | None, what: str = "projection") -> list[str] | N
     if text is None or not text.strip():
         return None
     names = [n.strip() for n in text.split(",")]
+    if len(names) > MAX_PROJECTION:
+        raise BadRequest(f"{what}: at most {MAX_PROJECTION} attributes, not {len(names)}")
     for name in names:
         check_attribute(name, what)
     return list(dict.fromkeys(names))
@@ -86,7 +94,7 @@ class Queries:
     def _call(self, daemon: str, fn: Callable[..., T], *args: Any) -> T:
         """Run one backend call in the query pool, bounded by RESTD_QUERY_TIMEOUT."""
         timeout = self.settings.query_timeout
-        if not self._slots.acquire(timeout=timeout):
+        if not self._slots.acquire(timeout=min(SLOT_WAIT, timeout)):
             raise Unavailable("every query worker is busy; try again shortly", retry_after=2)
         started = time.perf_counter()
         try:
@@ -119,6 +127,8 @@ class Queries:
         """The user's constraint, validated and parenthesised, and-ed with our own clauses."""
         parts = []
         if constraint is not None and constraint.strip():
+            if len(constraint) > MAX_CONSTRAINT_LENGTH:
+                raise BadRequest(f"constraint is longer than {MAX_CONSTRAINT_LENGTH} characters")
             refs = condor.referenced_attributes(constraint)
             if hidden:
                 self._refuse_hidden_refs(constraint, refs, hidden)
@@ -132,12 +142,15 @@ class Queries:
     def _refuse_hidden_refs(constraint: str, refs: Sequence[str],
                             hidden: frozenset[str]) -> None:
         for ref in refs:
-            name = ref.rsplit(".", 1)[-1].lower()
+            name = ref.rsplit(".", 1)[-1].strip("'").lower()
             if name in hidden:
                 raise BadRequest(f"constraint refers to hidden attribute {ref!r}")
-        lowered = constraint.lower()
+            if name in WHOLE_AD_REFS:
+                raise BadRequest("constraint may not use eval() or refer to a whole ad "
+                                 f"({ref or 'eval'}) while job attributes are hidden")
+        normalized = re.sub(r"\s+", "", condor.unparse(constraint)).lower()
         for function in INDIRECT_FUNCTIONS:
-            if function + "(" in lowered.replace(" ", ""):
+            if function + "(" in normalized:
                 raise BadRequest(f"constraint may not call {function}() while job "
                                  "attributes are hidden")
 

@@ -167,8 +167,9 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     request = cherrypy.serving.request
     media = JSON
     try:
-        # CherryPy's PageHandler carries the query parameters itself
-        fmt = getattr(inner, "kwargs", kwargs).pop("format", None)
+        # CherryPy's (late-param) page handler reads the parameters from request.params
+        fmt = request.params.pop("format", None)
+        kwargs.pop("format", None)
         if fmt is not None and not isinstance(fmt, str):
             raise NotAcceptable("format given more than once")
         offered = getattr(getattr(inner, "callable", inner), "restd_offers", DATA_TYPES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,10 @@ from .render import HTML, JSON, YAML
 from .settings import Settings
 
 IGNORED_PARAMS = ("_",)  # cache-busters that browsers and JS libraries append
+MAX_URL_LENGTH = 16384  # path and query string together; longer gets a 414
+MAX_SEGMENT_LENGTH = 1024  # one path segment (a schedd, slot or attribute name); longer gets a 414
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_BUT_SPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 if not hasattr(cherrypy.tools, "restd_render"):
     cherrypy.tools.restd_render = render.RenderTool()
@@ -244,12 +249,36 @@ class Root:
 
 
 class Request(cherrypy._cprequest.Request):
-    """Our error handling from the first byte, before any path config is merged."""
+    """Our error handling from the first byte, and the limits every request must keep."""
 
     show_tracebacks = False
     show_mismatched_params = False
     error_page = {"default": render.cherrypy_error_page}
     error_response = staticmethod(render.unexpected_error)
+
+    def process_query_string(self) -> None:
+        """Called before dispatch: refuse what no handler should see."""
+        raw_path = (getattr(self, "wsgi_environ", None) or {}).get("PATH_INFO", self.path_info)
+        try:  # WSGI hands the path over as latin-1 text of the raw bytes
+            raw_path.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise cherrypy.HTTPError(400, "the URL path is not valid UTF-8") from None
+        if len(raw_path) + len(self.query_string) > MAX_URL_LENGTH:
+            raise cherrypy.HTTPError(414, f"the URL is longer than {MAX_URL_LENGTH} characters")
+        if any(len(segment) > MAX_SEGMENT_LENGTH for segment in self.path_info.split("/")):
+            raise cherrypy.HTTPError(414, f"a URL path segment is longer than {MAX_SEGMENT_LENGTH} "
+                                          "characters")
+        if CONTROL.search(self.path_info):
+            raise cherrypy.HTTPError(400, "the URL path contains control characters")
+        try:
+            super().process_query_string()
+        except cherrypy.HTTPError:
+            raise cherrypy.HTTPError(400, "the query string is not valid UTF-8") from None
+        for name, value in self.params.items():
+            for text in (value if isinstance(value, list) else [value]):
+                if CONTROL.search(name) or CONTROL_BUT_SPACE.search(text):
+                    raise cherrypy.HTTPError(400, f"query parameter {name!r} contains control "
+                                                  "characters")
 
 
 def make_app(settings: Settings, backend: Condor) -> cherrypy.Application:

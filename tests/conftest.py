@@ -45,13 +45,15 @@ class Client:
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None,
+    def request(self, method: str, path: str | bytes, params: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None, query: str | None = None,
                 body: bytes = b"") -> Response:
         if query is None:
             query = urlencode(params or {}, doseq=True, quote_via=quote)
+        # PEP 3333: PATH_INFO carries the raw (percent-decoded) bytes as latin-1 text
+        raw = path if isinstance(path, bytes) else path.encode("utf-8")
         environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+            "REQUEST_METHOD": method, "PATH_INFO": raw.decode("latin-1"), "QUERY_STRING": query,
             "SERVER_NAME": "localhost", "SERVER_PORT": "9680", "SERVER_PROTOCOL": "HTTP/1.1",
             "HTTP_HOST": "localhost:9680", "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": str(len(body)),
             "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http",
@@ -77,7 +79,7 @@ class Client:
                 close()
         return Response(captured["status"], captured["headers"], body)
 
-    def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Response:
+    def get(self, path: str | bytes, params: dict[str, Any] | None = None, **kwargs: Any) -> Response:
         return self.request("GET", path, params, **kwargs)
 
 
