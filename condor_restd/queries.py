@@ -32,7 +32,7 @@ MAX_PROJECTION = 256
 # References that reach a whole ad (MY["Env" + "ironment"]) or build a name at run time (eval):
 # with hidden attributes, a constraint may use none of them.
 WHOLE_AD_REFS = frozenset({"", "my", "target", "parent", "super"})
-SLOT_WAIT = 1.0  # seconds a request waits for a busy query pool before a 503
+SLOT_WAIT = 0.25  # seconds a request waits for a busy query pool before a 503
 
 
 def attribute_names(text: str | None, what: str = "projection") -> list[str] | None:
