@@ -25,6 +25,7 @@ setup(
         "CherryPy>=18.0",
         "cheroot>=8.0",
         "PyYAML>=5.1",
+        "prometheus_client>=0.9",
     ],
     extras_require={
         "test": ["pytest>=7", "requests>=2.25", "requests-mock>=1.9"],
