@@ -49,6 +49,38 @@ def _text(raw: Any) -> str:
     return str(raw).strip()
 
 
+SIZE = re.compile(r"([0-9]+)\s*([KMGT]?)B?", re.IGNORECASE)
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(raw: Any) -> int:
+    """Bytes, written as HTCondor writes log sizes: 10485760, 10 Mb, 512Kb, 1 G."""
+    if isinstance(raw, bool):
+        raise ValueError("expected a size in bytes, like 10485760 or 10 Mb")
+    if isinstance(raw, int):
+        value = raw
+    else:
+        match = SIZE.fullmatch(str(raw).strip())
+        if not match:
+            raise ValueError("expected a size in bytes, like 10485760 or 10 Mb")
+        value = int(match.group(1)) * SIZE_UNITS[match.group(2).upper()]
+    if value < 0:
+        raise ValueError("must be at least 0")
+    return value
+
+
+HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*")
+
+
+def _address(raw: Any) -> str:
+    text = str(raw).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not HOST.fullmatch(text):
+        raise ValueError("expected an interface address or host name, like 127.0.0.1, 0.0.0.0 or ::")
+    return text
+
+
 def _words(raw: Any) -> tuple[str, ...]:
     return tuple(w for w in re.split(r"[\s,]+", str(raw)) if w)
 
@@ -84,10 +116,11 @@ class Knob:
     default: str
     parse: Callable[[Any], Any]
     doc: str
+    fallback: str | None = None  # the knob read when this one is not set, as HTCondor does
 
 
 KNOBS: tuple[Knob, ...] = (
-    Knob("RESTD_ADDRESS", "address", "127.0.0.1", _text,
+    Knob("RESTD_ADDRESS", "address", "127.0.0.1", _address,
          "Interface to listen on; 0.0.0.0 (or ::) for every interface."),
     Knob("RESTD_PORT", "port", "9680", _int(0, 65535), "TCP port to listen on; 0 picks a free port."),
     Knob("RESTD_THREADS", "threads", "10", _int(1, 1024), "Worker threads serving requests."),
@@ -107,11 +140,21 @@ KNOBS: tuple[Knob, ...] = (
          "The daemon log; empty logs to standard error."),
     Knob("RESTD_DEBUG", "debug", "", _debug,
          "Extra log detail, as other daemons' <SUBSYS>_DEBUG: D_FULLDEBUG adds debug lines."),
-    Knob("MAX_RESTD_LOG", "max_log", "10485760", _int(0),
-         "Bytes at which RESTD_LOG is rotated; 0 never rotates."),
+    Knob("MAX_RESTD_LOG", "max_log", "10485760", _size,
+         "Size at which RESTD_LOG is rotated (bytes, or with a unit: 10 Mb); 0 never rotates.",
+         fallback="MAX_DEFAULT_LOG"),
     Knob("MAX_NUM_RESTD_LOG", "max_num_log", "1", _int(1, 100),
          "How many rotated logs (RestdLog.old, ...) are kept."),
 )
+
+
+def log_path(config: Mapping[str, Any]) -> str:
+    """RESTD_LOG as set, else $(LOG)/RestdLog; empty (standard error) when neither is defined."""
+    value = config.get("RESTD_LOG")
+    if value is not None:
+        return str(value).strip()
+    log_dir = config.get("LOG")
+    return f"{log_dir}/RestdLog" if log_dir else ""
 
 
 @dataclass(frozen=True)
@@ -135,16 +178,17 @@ class Settings:
         """Build settings from an HTCondor config mapping (htcondor2.param, or a dict)."""
         values: dict[str, Any] = {}
         for knob in KNOBS:
-            raw = config.get(knob.name)
+            name, raw = knob.name, config.get(knob.name)
             if knob.name == "RESTD_LOG" and raw is None:
-                log_dir = config.get("LOG")
-                raw = f"{log_dir}/RestdLog" if log_dir else ""
+                raw = log_path(config)
+            if raw is None and knob.fallback and config.get(knob.fallback) is not None:
+                name, raw = knob.fallback, config.get(knob.fallback)
             if raw is None:
                 raw = knob.default
             try:
                 values[knob.field] = knob.parse(raw)
             except ValueError as exc:
-                raise ConfigError(knob.name, raw, str(exc)) from None
+                raise ConfigError(name, raw, str(exc)) from None
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
