@@ -25,7 +25,7 @@ from . import __version__, condor
 from .condor import Condor
 from .errors import ConfigError
 from .logs import CondorFormatter, DaemonLog
-from .settings import Settings, log_path
+from .settings import DEFAULT_NOT_RESPONDING_TIMEOUT, Settings, keepalive_interval, log_path
 from .web import make_app
 
 log = logging.getLogger("condor_restd.daemon")
@@ -35,8 +35,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # condor_master restarts the daemon after its back-off
 EXIT_NO_LOG = 44  # HTCondor's status for "could not open the daemon log"
 EXIT_CONFIG = 99  # condor_master: "daemon will not restart automatically"
-DEFAULT_NOT_RESPONDING_TIMEOUT = 3600  # condor_master's NOT_RESPONDING_TIMEOUT default
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+MAX_REQUEST_HEADER_BYTES = 65536  # request line and headers; the app's own URL limit is lower
+MAX_REQUEST_BODY_BYTES = 65536  # a read-only API reads no bodies
 TICK = 1.0  # how often the main loop looks at the listener when no signal comes
 
 
@@ -64,17 +65,6 @@ def load_settings(config: Mapping[str, Any], port: int | None = None, demo: bool
 def under_master(environ: Mapping[str, str]) -> bool:
     """Whether condor_master started us, so that it expects a ready state and keepalives."""
     return bool(environ.get("CONDOR_INHERIT"))
-
-
-def keepalive_interval(config: Mapping[str, Any]) -> float:
-    """A third of the time condor_master waits for a keepalive before it calls the daemon hung."""
-    timeout = DEFAULT_NOT_RESPONDING_TIMEOUT
-    for name in ("RESTD_NOT_RESPONDING_TIMEOUT", "NOT_RESPONDING_TIMEOUT"):
-        raw = config.get(name)
-        if raw is not None and re.fullmatch(r"\s*[0-9]+\s*", str(raw)) and int(raw) > 0:
-            timeout = int(raw)
-            break
-    return max(1.0, timeout / 3)
 
 
 def _resolve(settings: Settings) -> None:
@@ -197,8 +187,13 @@ class Listener:
     """One cheroot server: binds in start(), serves in a thread, stops within a bound."""
 
     def __init__(self, settings: Settings, app: Any) -> None:
+        # Past the threads, a bounded queue; a connection that finds it full for a second gets
+        # cheroot's 503 instead of piling up.
         self.server = _Server((settings.address, settings.port), app, numthreads=settings.threads,
-                              server_name="condor_restd", request_queue_size=64)
+                              server_name="condor_restd", request_queue_size=64,
+                              accepted_queue_size=4 * settings.threads, accepted_queue_timeout=1)
+        self.server.max_request_header_size = MAX_REQUEST_HEADER_BYTES
+        self.server.max_request_body_size = MAX_REQUEST_BODY_BYTES
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:

@@ -148,6 +148,20 @@ KNOBS: tuple[Knob, ...] = (
 )
 
 
+DEFAULT_NOT_RESPONDING_TIMEOUT = 3600  # condor_master's NOT_RESPONDING_TIMEOUT default
+
+
+def keepalive_interval(config: Mapping[str, Any]) -> float:
+    """A third of the time condor_master waits for a keepalive before it calls the daemon hung."""
+    timeout = DEFAULT_NOT_RESPONDING_TIMEOUT
+    for name in ("RESTD_NOT_RESPONDING_TIMEOUT", "NOT_RESPONDING_TIMEOUT"):
+        raw = config.get(name)
+        if raw is not None and re.fullmatch(r"\s*[0-9]+\s*", str(raw)) and int(raw) > 0:
+            timeout = int(raw)
+            break
+    return max(1.0, timeout / 3)
+
+
 def log_path(config: Mapping[str, Any]) -> str:
     """RESTD_LOG as set, else $(LOG)/RestdLog; empty (standard error) when neither is defined."""
     value = config.get("RESTD_LOG")

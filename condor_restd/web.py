@@ -244,6 +244,13 @@ class Root:
         return render.Page(body, content_type)
 
     @cherrypy.expose
+    @render.offers(pages.FAVICON_TYPE)
+    def favicon_ico(self, **params: Any) -> Any:  # browsers ask for it; a 404 is a console error
+        _params(params, ())
+        cherrypy.serving.response.headers["Cache-Control"] = "public, max-age=86400"
+        return render.Page(pages.FAVICON, pages.FAVICON_TYPE)
+
+    @cherrypy.expose
     def default(self, *segments: str, **params: Any) -> Any:
         raise NotFound("no such URL; see /v1 for the endpoints")
 
@@ -258,7 +265,8 @@ class Request(cherrypy._cprequest.Request):
 
     def process_query_string(self) -> None:
         """Called before dispatch: refuse what no handler should see."""
-        raw_path = (getattr(self, "wsgi_environ", None) or {}).get("PATH_INFO", self.path_info)
+        environ = getattr(self, "wsgi_environ", None) or {}
+        raw_path = str(environ.get("PATH_INFO", self.path_info))
         try:  # WSGI hands the path over as latin-1 text of the raw bytes
             raw_path.encode("latin-1").decode("utf-8")
         except UnicodeError:

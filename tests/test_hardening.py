@@ -301,3 +301,72 @@ def test_any_path_gets_a_clean_answer(hidden: Client, family: str, segments: lis
 @given(name=TEXT, value=TEXT)
 def test_any_query_parameter_gets_a_clean_answer(client: Client, name: str, value: str) -> None:
     assert_clean(client.get("/v1/jobs/DEFAULT", {name: value}))
+
+
+# ------------------------------------------------------------------- overload, real server
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_overload_gets_a_fast_503_not_a_pile_up(tmp_path: Any) -> None:
+    """Two threads, every query held 1 s: a flood of 24 clients is answered, never queued forever."""
+    import http.client
+    import os
+    import subprocess
+    import sys
+
+    port = _free_port()
+    config = tmp_path / "condor_config"
+    config.write_text("RESTD_THREADS = 2\nRESTD_LOG =\n")
+    env = dict(os.environ, CONDOR_CONFIG=str(config), CONDOR_RESTD_DEMO_DELAY="1")
+    proc = subprocess.Popen([sys.executable, "-m", "condor_restd", "--demo", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+            assert time.monotonic() < deadline and proc.poll() is None, "daemon did not start"
+
+        outcomes: list[tuple[int, float]] = []
+        lock = threading.Lock()
+
+        def one() -> None:
+            started = time.monotonic()
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                c.request("GET", "/v1/jobs/DEFAULT/2/0")
+                status = c.getresponse().status
+            except (OSError, http.client.HTTPException):
+                status = 0
+            with lock:
+                outcomes.append((status, time.monotonic() - started))
+
+        flood = [threading.Thread(target=one) for _ in range(24)]
+        for t in flood:
+            t.start()
+        for t in flood:
+            t.join(40)
+        statuses = sorted(s for s, _ in outcomes)
+        assert len(outcomes) == 24 and set(statuses) <= {200, 503}, statuses
+        refused = [took for status, took in outcomes if status == 503]
+        assert refused and max(refused) < 5, outcomes  # refused quickly
+        assert statuses.count(200) >= 2
+        assert proc.poll() is None  # and the daemon lives on
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+    finally:
+        proc.terminate()
+        proc.wait(20)
