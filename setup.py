@@ -9,6 +9,17 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'^__version__ = "([^"]+)"',
                     (HERE / "condor_restd" / "__init__.py").read_text(), re.M).group(1)
 
+TEST = [
+    "pytest>=7",
+    "requests>=2.25",
+    "requests-mock>=1.9",
+    "hypothesis>=6",
+    "openapi-spec-validator>=0.7",
+    "jsonschema>=4.18",
+    "schemathesis>=4.0; python_version >= '3.11'",
+    "selenium>=4.11",
+]
+
 setup(
     name="condor_restd",
     version=VERSION,
@@ -25,12 +36,11 @@ setup(
         "CherryPy>=18.0",
         "cheroot>=8.0",
         "PyYAML>=5.1",
-        "prometheus_client>=0.9",
+        "prometheus_client>=0.17",
     ],
     extras_require={
-        "test": ["pytest>=7", "requests>=2.25", "requests-mock>=1.9"],
-        "dev": ["pytest>=7", "requests>=2.25", "requests-mock>=1.9", "mypy>=1.8", "ruff>=0.4",
-                "types-PyYAML", "types-requests"],
+        "test": TEST,
+        "dev": [*TEST, "mypy>=1.8", "ruff>=0.4", "types-PyYAML", "types-requests"],
     },
     entry_points={"console_scripts": ["condor_restd = condor_restd.__main__:main"]},
     classifiers=[

@@ -2,8 +2,443 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any
+
+from .condor import AD_TYPES, DAEMON_TYPES
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+YAML = "application/yaml"
+HTML = "text/html"
+TEXT = "text/plain"
+FAVICON = "image/svg+xml"
+
+ATTRIBUTE_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+CONFIG_PATTERN = "^[A-Za-z_][A-Za-z0-9_.]*$"
+# The daemon refuses control characters: in a path segment all of them, in a query value all
+# but tab, newline and carriage return (a constraint may be written on several lines).
+PATH_TEXT = "^[^\\x00-\\x1f\\x7f]*$"
+QUERY_TEXT = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"
+MAX_SEGMENT = 1024  # a longer path segment gets a 414
+
+DESCRIPTION = """\
+A read-only REST API over an HTCondor pool: the job queues and histories of its schedds,
+the ads in its collector, and its configuration.
+
+Every endpoint answers GET and HEAD; OPTIONS answers CORS preflight requests with 204 and no
+body. Any other method is answered 405, with an `Allow` header.
+
+Results are JSON by default. Send `Accept: application/yaml`, or add `?format=yaml`, for YAML
+(`format` wins over `Accept`). An `Accept` header the endpoint cannot satisfy gets 406.
+
+ClassAd attribute names are lowercased in every output key; attribute names in paths,
+`projection` and `groupby` are case-insensitive. Values use HTCondor's JSON encoding of
+ClassAds: an unevaluated expression is the string `"/Expr(<expression>)/"`.
+
+Every error has the same body, in the negotiated format (JSON when that is not JSON or YAML):
+`{"message": "<a sentence>", "status": <code>}`, sometimes with more keys. A query parameter
+the URL does not take, or one given twice, is a 400. A parameter named `_` is ignored
+everywhere, for the cache-busters browsers and JavaScript libraries append.
+"""
+
+# ------------------------------------------------------------------------------ schemas
+
+
+def _ref(kind: str, name: str) -> Schema:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _object(properties: dict[str, Schema], description: str, extra: bool | Schema = False) -> Schema:
+    return {"type": "object", "description": description, "required": list(properties),
+            "properties": properties, "additionalProperties": extra}
+
+
+def _schemas() -> dict[str, Schema]:
+    classad = {"type": "object", "additionalProperties": True,
+               "description": "A ClassAd in HTCondor's JSON encoding; every key is the attribute "
+                              "name in lower case. With `projection`, only those attributes."}
+    job = _object({"jobid": {"type": "string", "pattern": "^[0-9]+\\.[0-9]+$",
+                             "description": "ClusterId.ProcId", "examples": ["2.0"]},
+                   "classad": _ref("schemas", "ClassAd")},
+                  "One job: its id and its job ad.")
+    status_ad = _object({"name": {"type": ["string", "null"], "description": "The ad's Name."},
+                         "type": {"type": ["string", "null"],
+                                  "description": "The ad's MyType (Machine, Scheduler, ...)."},
+                         "classad": _ref("schemas", "ClassAd")},
+                        "One collector ad: its name, its type and the ad itself.")
+    checks = {"type": "object", "required": ["collector", "schedd"],
+              "properties": {"collector": {"type": "string"}, "schedd": {"type": "string"}},
+              "additionalProperties": {"type": "string"},
+              "description": "Each dependency: \"ok\", or why it is not reachable."}
+    error = {"type": "object", "required": ["message", "status"],
+             "properties": {"message": {"type": "string", "description": "What went wrong."},
+                            "status": {"type": "integer", "minimum": 400, "maximum": 599,
+                                       "description": "The HTTP status code, repeated."}},
+             "additionalProperties": True,
+             "description": "Every error: a sentence and the status, sometimes more keys."}
+    links = {"type": "string", "description": "A path on this daemon."}
+    return {
+        "Error": error,
+        "NotReady": {"allOf": [_ref("schemas", "Error"),
+                               {"type": "object", "required": ["checks"],
+                                "properties": {"checks": _ref("schemas", "Checks")}}],
+                     "description": "A 503 from /readyz: the error, and which check failed."},
+        "ClassAd": classad,
+        "Job": job,
+        "JobList": {"type": "array", "items": _ref("schemas", "Job")},
+        "JobGroups": {"type": "object", "additionalProperties": _ref("schemas", "JobList"),
+                      "description": "Jobs by their value of the groupby attribute (as text); "
+                                     "jobs lacking the attribute are left out."},
+        "StatusAd": status_ad,
+        "StatusList": {"type": "array", "items": _ref("schemas", "StatusAd")},
+        "StatusGroups": {"type": "object", "additionalProperties": _ref("schemas", "StatusList"),
+                         "description": "Ads by their value of the groupby attribute (as text); "
+                                        "ads lacking the attribute are left out."},
+        "AttributeValue": {"not": {"type": "null"},
+                           "description": "One attribute's value: any JSON value but null "
+                                          "(an undefined attribute is a 404)."},
+        "ConfigValue": {"type": ["string", "number", "boolean"],
+                        "description": "A configuration value. The local configuration is typed; "
+                                       "a daemon's (with `daemon`) is its text."},
+        "Config": {"type": "object", "additionalProperties": _ref("schemas", "ConfigValue"),
+                   "description": "Every defined configuration knob and its value."},
+        "Checks": checks,
+        "Health": _object({"status": {"const": "ok"}}, "The process is serving."),
+        "Ready": _object({"status": {"const": "ready"}, "checks": _ref("schemas", "Checks")},
+                         "The collector and the default schedd answer."),
+        "Service": _object({"name": {"const": "condor_restd"}, "version": {"type": "string"},
+                            "api": links, "openapi": links, "health": links, "ready": links,
+                            "metrics": links},
+                           "Where things are on this daemon."),
+        "ApiIndex": _object({"version": {"type": "string"},
+                             "endpoints": {"type": "object", "additionalProperties": {"type": "string"},
+                                           "description": "Each endpoint family and its URI "
+                                                          "template (RFC 6570)."},
+                             "openapi": links, "docs": links},
+                            "The v1 endpoints."),
+        "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"],
+                    "description": "This document."},
+    }
+
+
+# ---------------------------------------------------------------------------- parameters
+
+
+def _param(name: str, where: str, schema: Schema, description: str,
+           example: Any = None) -> Schema:
+    param: Schema = {"name": name, "in": where, "required": where == "path",
+                     "description": description, "schema": schema}
+    if example is not None:
+        param["example"] = example
+    return param
+
+
+QUERY_TYPES = list(AD_TYPES)
+DAEMONS = list(DAEMON_TYPES)
+
+PARAMETERS: dict[str, Schema] = {
+    "schedd": _param("schedd", "path", {"type": "string", "minLength": 1, "maxLength": MAX_SEGMENT,
+                                        "pattern": PATH_TEXT},
+                     "A schedd's Name as the collector knows it, or DEFAULT for the local "
+                     "schedd. An unknown schedd is a 404.", "DEFAULT"),
+    "clusterid": _param("clusterid", "path", {"type": "integer", "minimum": 0,
+                                              "maximum": 9999999999},
+                        "A cluster id (digits only).", 2),
+    "procid": _param("procid", "path", {"type": "integer", "minimum": 0, "maximum": 9999999999},
+                     "A proc id within the cluster (digits only).", 0),
+    "attribute": _param("attribute", "path", {"type": "string", "pattern": ATTRIBUTE_PATTERN},
+                        "A job attribute name, case-insensitive.", "Cmd"),
+    "groupby": _param("groupby", "path", {"type": "string", "pattern": ATTRIBUTE_PATTERN},
+                      "The attribute to group by, case-insensitive.", "Owner"),
+    "status_groupby": _param("groupby", "path", {"type": "string", "pattern": ATTRIBUTE_PATTERN},
+                             "The attribute to group by, case-insensitive.", "MyType"),
+    "name": _param("name", "path", {"type": "string", "minLength": 1, "maxLength": MAX_SEGMENT,
+                                    "pattern": PATH_TEXT},
+                   "The Name of the ads to return (an exact match).", "slot1@vm"),
+    "config_attribute": _param("attribute", "path", {"type": "string", "pattern": CONFIG_PATTERN},
+                               "A configuration knob name, case-insensitive.", "NUM_CPUS"),
+    "projection": _param("projection", "query", {"type": "string", "pattern": QUERY_TEXT},
+                         "Comma-separated attribute names (whitespace around names ignored): only "
+                         "these appear in each classad. Empty means every attribute.", "Owner,Cmd"),
+    "constraint": _param("constraint", "query", {"type": "string", "pattern": QUERY_TEXT},
+                         "A ClassAd expression the ads must match. It is parsed before any query "
+                         "reaches the pool; a malformed one is a 400.", 'Owner == "alice"'),
+    "query": _param("query", "query", {"type": "string", "enum": QUERY_TYPES, "default": "any"},
+                    "The collector ad type to query.", "startd"),
+    "daemon": _param("daemon", "query", {"type": "string", "enum": DAEMONS},
+                     "Ask this running daemon for its configuration, instead of reading the "
+                     "local configuration.", "master"),
+    "format": _param("format", "query", {"type": "string", "enum": ["json", "yaml"]},
+                     "The response format; overrides the Accept header.", "yaml"),
+    "format_root": _param("format", "query", {"type": "string", "enum": ["json", "yaml", "html"]},
+                          "The response format; overrides the Accept header.", "json"),
+    "format_yaml": _param("format", "query", {"type": "string", "enum": ["yaml"]},
+                          "The response format; this document is YAML only.", "yaml"),
+    "format_html": _param("format", "query", {"type": "string", "enum": ["html"]},
+                          "The response format; this page is HTML only.", "html"),
+    "cachebuster": _param("_", "query", {"type": "string", "pattern": QUERY_TEXT},
+                          "Ignored: the cache-buster browsers and JavaScript libraries append.",
+                          "1700000000000"),
+}
+
+# ----------------------------------------------------------------------------- responses
+
+
+def _content(schema: Schema, *media: str) -> dict[str, Schema]:
+    return {m: {"schema": schema} for m in media}
+
+
+def _error(description: str, *, headers: dict[str, Schema] | None = None,
+           schema: str = "Error", media: tuple[str, ...] = (JSON, YAML)) -> Schema:
+    response: Schema = {"description": description,
+                        "content": _content(_ref("schemas", schema), *media)}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+RETRY_AFTER = {"description": "Seconds to wait before trying again.", "required": True,
+               "schema": {"type": "integer", "minimum": 0}}
+ALLOW = {"description": "The methods this API answers.", "required": True,
+         "schema": {"type": "string"}, "example": "GET, HEAD, OPTIONS"}
+
+RESPONSES: dict[str, Schema] = {
+    "BadRequest": _error("A malformed constraint, a bad attribute name, query or daemon, a "
+                         "non-integer id, an unknown or repeated query parameter, or a URL with "
+                         "control characters or invalid UTF-8."),
+    "NotFound": _error("No such schedd, job, attribute, configuration knob or URL."),
+    "MethodNotAllowed": _error("A method other than GET, HEAD or OPTIONS; the API is read-only.",
+                               headers={"Allow": ALLOW}),
+    "NotAcceptable": _error("Neither the Accept header nor `format` names a type this endpoint "
+                            "can answer in. The body is always JSON and lists the `available` "
+                            "types.", media=(JSON,)),
+    "URITooLong": _error("The URL, or one of its path segments, is too long."),
+    "Unavailable": _error("The collector or a schedd cannot be reached or failed, or every "
+                          "query worker is busy.", headers={"Retry-After": RETRY_AFTER}),
+    "Timeout": _error("A pool query took longer than the daemon's timeout (RESTD_QUERY_TIMEOUT)."),
+    "NotReady": _error("The collector or the default schedd is not reachable; `checks` says which.",
+                       headers={"Retry-After": RETRY_AFTER}, schema="NotReady"),
+    "Preflight": {"description": "A CORS preflight answer: no body.",
+                  "headers": {"Allow": ALLOW,
+                              "Access-Control-Allow-Methods": {"schema": {"type": "string"}},
+                              "Access-Control-Allow-Headers": {"schema": {"type": "string"}},
+                              "Access-Control-Max-Age": {"schema": {"type": "integer"}}}},
+}
+
+CLIENT_ERRORS = {"400": "BadRequest", "406": "NotAcceptable", "414": "URITooLong"}
+POOL_ERRORS = {**CLIENT_ERRORS, "404": "NotFound", "503": "Unavailable", "504": "Timeout"}
+
+# ---------------------------------------------------------------------------- operations
+
+
+def _params(*names: str) -> list[Schema]:
+    return [_ref("parameters", n) for n in (*names, "cachebuster")]
+
+
+def _operation(operation_id: str, tag: str, summary: str, description: str, params: list[Schema],
+               ok: Schema, errors: dict[str, str]) -> Schema:
+    responses: Schema = {"200": ok}
+    for code, name in sorted(errors.items()):
+        responses[code] = _ref("responses", name)
+    return {"operationId": operation_id, "tags": [tag], "summary": summary,
+            "description": description, "parameters": params, "responses": responses}
+
+
+def _data(description: str, schema: str) -> Schema:
+    return {"description": description, "content": _content(_ref("schemas", schema), JSON, YAML)}
+
+
+def _preflight(path: str, params: list[Schema]) -> Schema:
+    """OPTIONS: answered before the handler runs, so path segments are not checked."""
+    loose = [{"name": p["name"], "in": "path", "required": True,
+              "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SEGMENT,
+                         "pattern": PATH_TEXT}}
+             for p in params if p.get("in") == "path"]
+    words = [w for w in path.replace("{", "").replace("}", "").replace(".", "_").split("/") if w]
+    operation_id = "preflight" + ("".join(w.title().replace("_", "") for w in words) or "Root")
+    return {"operationId": operation_id, "tags": ["cors"], "summary": "CORS preflight",
+            "parameters": loose,
+            "responses": {"204": _ref("responses", "Preflight"),
+                          "400": _ref("responses", "BadRequest"),
+                          "406": _ref("responses", "NotAcceptable"),
+                          "414": _ref("responses", "URITooLong")}}
+
+
+def _job_paths(source: str) -> dict[str, Schema]:
+    what = "in-queue jobs" if source == "jobs" else "jobs that left the queue, newest first"
+    title, job = source.title(), ("Job" if source == "jobs" else "HistoryJob")
+    base = f"/v1/{source}/{{schedd}}"
+    both = ("projection", "constraint", "format")
+    return {
+        base: _operation(
+            f"list{title}", source, f"List {what}",
+            f"The {what} of one schedd.",
+            [PARAMETERS["schedd"], *_params(*both)],
+            _data("A list of jobs.", "JobList"), POOL_ERRORS),
+        f"{base}/{{clusterid}}": _operation(
+            f"list{title}InCluster", source, f"List {what} of one cluster",
+            "The jobs of one cluster; an empty list when there are none.",
+            [PARAMETERS["schedd"], PARAMETERS["clusterid"], *_params(*both)],
+            _data("A list of jobs.", "JobList"), POOL_ERRORS),
+        f"{base}/{{clusterid}}/{{procid}}": _operation(
+            f"get{job}", source, "One job",
+            "One job; a 404 when there is no such job.",
+            [PARAMETERS["schedd"], PARAMETERS["clusterid"], PARAMETERS["procid"],
+             *_params("projection", "format")],
+            _data("The job.", "Job"), POOL_ERRORS),
+        f"{base}/{{clusterid}}/{{procid}}/{{attribute}}": _operation(
+            f"get{job}Attribute", source,
+            "One attribute of one job",
+            "The value of one job attribute; a 404 when there is no such job or the attribute "
+            "is undefined. A hidden attribute (RESTD_HIDE_JOB_ATTRS) is \"<REDACTED>\".",
+            [PARAMETERS["schedd"], PARAMETERS["clusterid"], PARAMETERS["procid"],
+             PARAMETERS["attribute"], *_params("format")],
+            _data("The attribute's value.", "AttributeValue"), POOL_ERRORS),
+    }
+
+
+def _grouped_job_paths(source: str) -> dict[str, Schema]:
+    what = "in-queue jobs" if source == "jobs" else "jobs that left the queue"
+    title = source.title()
+    base = f"/v1/grouped_{source}/{{schedd}}/{{groupby}}"
+    both = ("projection", "constraint", "format")
+    return {
+        base: _operation(
+            f"group{title}", source, f"Group {what} by an attribute",
+            f"The {what} of one schedd, grouped by their value of `groupby`. With `projection`, "
+            "the groupby attribute is kept in each classad.",
+            [PARAMETERS["schedd"], PARAMETERS["groupby"], *_params(*both)],
+            _data("Jobs by group.", "JobGroups"), POOL_ERRORS),
+        f"{base}/{{clusterid}}": _operation(
+            f"group{title}InCluster", source, f"Group {what} of one cluster by an attribute",
+            "As without the cluster id, for the jobs of one cluster.",
+            [PARAMETERS["schedd"], PARAMETERS["groupby"], PARAMETERS["clusterid"], *_params(*both)],
+            _data("Jobs by group.", "JobGroups"), POOL_ERRORS),
+    }
+
+
+def _status_paths() -> dict[str, Schema]:
+    params = ("projection", "constraint", "query", "format")
+    return {
+        "/v1/status": _operation(
+            "listStatus", "status", "List collector ads",
+            "The collector's ads of one type (`query`; every type by default), sorted by type "
+            "and name.", _params(*params), _data("A list of ads.", "StatusList"), POOL_ERRORS),
+        "/v1/status/{name}": _operation(
+            "listStatusByName", "status", "List the collector ads with one name",
+            "The ads whose Name is `name`; an empty list when there are none.",
+            [PARAMETERS["name"], *_params(*params)], _data("A list of ads.", "StatusList"),
+            POOL_ERRORS),
+        "/v1/grouped_status/{groupby}": _operation(
+            "groupStatus", "status", "Group collector ads by an attribute",
+            "The collector's ads grouped by their value of `groupby`.",
+            [PARAMETERS["status_groupby"], *_params(*params)], _data("Ads by group.", "StatusGroups"),
+            POOL_ERRORS),
+        "/v1/grouped_status/{groupby}/{name}": _operation(
+            "groupStatusByName", "status", "Group the collector ads with one name",
+            "As without the name, for the ads whose Name is `name`.",
+            [PARAMETERS["status_groupby"], PARAMETERS["name"], *_params(*params)],
+            _data("Ads by group.", "StatusGroups"), POOL_ERRORS),
+    }
+
+
+def _config_paths() -> dict[str, Schema]:
+    return {
+        "/v1/config": _operation(
+            "getConfig", "config", "Every configuration value",
+            "The local configuration, or with `daemon` that of a running daemon.",
+            _params("daemon", "format"), _data("Every defined knob.", "Config"), POOL_ERRORS),
+        "/v1/config/{attribute}": _operation(
+            "getConfigValue", "config", "One configuration value",
+            "One knob's value; a 404 when it is not defined.",
+            [PARAMETERS["config_attribute"], *_params("daemon", "format")],
+            _data("The value.", "ConfigValue"), POOL_ERRORS),
+    }
+
+
+def _service_paths() -> dict[str, Schema]:
+    html = {"description": "The page.", "content": {HTML: {"schema": {"type": "string"}}}}
+    return {
+        "/": _operation(
+            "getService", "service", "Where things are",
+            "JSON (or YAML) naming the API, health and metrics URLs. A browser (Accept preferring "
+            "text/html) gets a page listing the endpoints with a short pool summary instead.",
+            _params("format_root"),
+            {"description": "The service index, or the front page.",
+             "content": {**_content(_ref("schemas", "Service"), JSON, YAML),
+                         HTML: {"schema": {"type": "string"}}}},
+            CLIENT_ERRORS),
+        "/healthz": _operation(
+            "getHealth", "service", "Liveness probe",
+            "Whether the process is serving requests; the pool is never contacted.",
+            _params("format"), _data("Serving.", "Health"), CLIENT_ERRORS),
+        "/readyz": _operation(
+            "getReady", "service", "Readiness probe",
+            "Whether the collector and the default schedd answer. The answer is cached for a few "
+            "seconds, so that probes cannot hammer the pool.",
+            _params("format"), _data("Ready.", "Ready"), {**CLIENT_ERRORS, "503": "NotReady"}),
+        "/metrics": _operation(
+            "getMetrics", "service", "Prometheus metrics",
+            "Requests by route and status, latency histograms, pool query latency and errors by "
+            "daemon type, requests in flight and cache hits, in the Prometheus text format.",
+            _params(),
+            {"description": "The metrics.", "content": {TEXT: {"schema": {"type": "string"}}}},
+            CLIENT_ERRORS),
+        "/favicon.ico": _operation(
+            "getFavicon", "service", "The icon browsers show",
+            "A small SVG icon; browsers ask for it on every page, JSON ones included.",
+            _params(),
+            {"description": "The icon.", "content": {FAVICON: {"schema": {"type": "string"}}}},
+            CLIENT_ERRORS),
+        "/v1": _operation(
+            "getApiIndex", "service", "The v1 endpoints",
+            "Each endpoint family with its URI template, and where this document is.",
+            _params("format"), _data("The endpoints.", "ApiIndex"), CLIENT_ERRORS),
+        "/v1/openapi.json": _operation(
+            "getOpenApiJson", "service", "This document, as JSON",
+            "The OpenAPI 3.1 description of this API.",
+            _params("format"), _data("The document.", "OpenAPI"), CLIENT_ERRORS),
+        "/v1/openapi.yaml": _operation(
+            "getOpenApiYaml", "service", "This document, as YAML",
+            "The OpenAPI 3.1 description of this API.",
+            _params("format_yaml"),
+            {"description": "The document.",
+             "content": _content(_ref("schemas", "OpenAPI"), YAML)},
+            CLIENT_ERRORS),
+        "/v1/docs": _operation(
+            "getApiDocs", "service", "API documentation",
+            "This document rendered as an HTML page.", _params("format_html"), html, CLIENT_ERRORS),
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def _build(version: str) -> dict[str, Any]:
+    paths: dict[str, Schema] = {}
+    for group in (_service_paths(), _job_paths("jobs"), _job_paths("history"),
+                  _grouped_job_paths("jobs"), _grouped_job_paths("history"), _status_paths(),
+                  _config_paths()):
+        for path, operation in group.items():
+            paths[path] = {"get": operation, "options": _preflight(path, operation["parameters"])}
+    tags = [{"name": "service", "description": "The daemon itself: probes, metrics, this document."},
+            {"name": "jobs", "description": "Jobs in the schedds' queues."},
+            {"name": "history", "description": "Jobs that have left the queues."},
+            {"name": "status", "description": "Ads in the collector: slots, daemons, submitters."},
+            {"name": "config", "description": "HTCondor configuration."},
+            {"name": "cors", "description": "CORS preflight."}]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "condor_restd", "version": version, "summary": "HTCondor pool, read-only",
+                 "description": DESCRIPTION,
+                 "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
+        "tags": tags,
+        "paths": paths,
+        "components": {"schemas": _schemas(), "parameters": PARAMETERS, "responses": RESPONSES},
+    }
 
 
 def document(version: str) -> dict[str, Any]:
-    return {"openapi": "3.1.0", "info": {"title": "condor_restd", "version": version}, "paths": {}}
+    """The OpenAPI 3.1 document for this version of the daemon (a fresh copy, safe to change)."""
+    return copy.deepcopy(_build(version))

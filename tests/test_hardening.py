@@ -361,7 +361,7 @@ def test_overload_gets_a_fast_503_not_a_pile_up(tmp_path: Any) -> None:
         statuses = sorted(s for s, _ in outcomes)
         assert len(outcomes) == 24 and set(statuses) <= {200, 503}, statuses
         refused = [took for status, took in outcomes if status == 503]
-        assert refused and max(refused) < 5, outcomes  # refused quickly
+        assert refused and min(refused) < 3 and max(refused) < 10, outcomes  # refused, not queued for long
         assert statuses.count(200) >= 2
         assert proc.poll() is None  # and the daemon lives on
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

@@ -1,0 +1,229 @@
+"""The pages for browsers: / as HTML with a pool summary and live links, and /v1/docs from the OpenAPI document."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from typing import Any, Callable
+
+import classad2
+import pytest
+
+from condor_restd import __version__, openapi, pages, web
+from condor_restd.demo import DemoPool
+from condor_restd.errors import Unavailable
+
+from .conftest import Client
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+CURL = "*/*"
+EVIL = '<script>alert("x")</script>&"\''
+
+
+class Page(HTMLParser):
+    """Links, element ids, data-* cells and text of one page; fails on unbalanced tables."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.cells: dict[tuple[str, str], str] = {}
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self._row: dict[str, str] = {}
+        self._cell: tuple[str, str] | None = None
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.tags.append(tag)
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "tr":
+            self._row = a
+        if tag == "td" and "data-status" in a:
+            self._cell = (self._row.get("data-schedd", ""), a["data-status"])
+        elif tag == "td" and "data-state" in a:
+            self._cell = ("slots", a["data-state"])
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._cell is not None:
+            self.cells[self._cell] = data
+            self._cell = None
+
+
+def front(client: Client, accept: str = BROWSER) -> Any:
+    return client.get("/", headers={"Accept": accept})
+
+
+# --------------------------------------------------------------------- who gets HTML
+
+def test_a_browser_gets_html(client: Client) -> None:
+    r = front(client)
+    assert r.status == 200
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert r.text.startswith("<!DOCTYPE html>")
+    assert "<title>condor_restd</title>" in r.text
+
+
+@pytest.mark.parametrize("accept", [None, CURL, "application/json", "application/json, text/html;q=0.5"])
+def test_curl_and_api_clients_get_json(client: Client, accept: str | None) -> None:
+    r = client.get("/", headers={"Accept": accept} if accept is not None else {})
+    assert r.status == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json() == {"name": "condor_restd", "version": __version__, "api": "/v1",
+                        "openapi": "/v1/openapi.json", "health": "/healthz", "ready": "/readyz",
+                        "metrics": "/metrics"}
+
+
+def test_format_html_asks_for_the_page(client: Client) -> None:
+    r = client.get("/", {"format": "html"})
+    assert r.headers["content-type"].startswith("text/html")
+
+
+def test_json_index_does_not_touch_the_pool(make_client: Callable[..., Client]) -> None:
+    class Down(DemoPool):
+        def status(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the JSON index asked the pool")
+
+    assert make_client(Down()).get("/").status == 200
+
+
+# ------------------------------------------------------------------------ the summary
+
+def test_summary_shows_the_demo_pool(client: Client) -> None:
+    page = Page(front(client).text)
+    assert {"summary", "endpoints", "schedds", "slots", "jobs"} <= page.ids
+    assert page.cells[("slots", "Unclaimed")] == "1"
+    assert page.cells[("slots", "Claimed")] == "6"
+    assert page.cells[("vm", "running")] == "4"
+    assert page.cells[("vm", "idle")] == "6"
+    assert page.cells[("vm", "held")] == "4"
+    assert page.cells[("schedd2@vm", "running")] == "2"
+    assert page.cells[("schedd2@vm", "idle")] == "6"
+    assert page.cells[("schedd2@vm", "held")] == "4"
+    text = "".join(page.text)
+    assert "Schedds (2)" in text and "Slots by state (7)" in text
+
+
+def test_summary_when_the_pool_is_down(make_client: Callable[..., Client]) -> None:
+    class Down(DemoPool):
+        def status(self, *args: Any, **kwargs: Any) -> Any:
+            raise Unavailable("cannot reach the collector at cm.example.org")
+
+    r = front(make_client(Down()))
+    assert r.status == 200
+    assert "not available" in r.text and "cannot reach the collector at cm.example.org" in r.text
+    assert 'href="/v1/jobs/DEFAULT"' in r.text  # the endpoints are still listed
+
+
+def test_summary_of_an_empty_pool(make_client: Callable[..., Client]) -> None:
+    r = front(make_client(DemoPool(queues={}, histories={}, collector=[])))
+    assert r.status == 200
+    text = "".join(Page(r.text).text)
+    assert "Schedds (0)" in text and "knows no schedd" in text and "knows no slot" in text
+
+
+# --------------------------------------------------------------------------- escaping
+
+class EvilPool(DemoPool):
+    """A pool whose names try to inject markup."""
+
+    def status(self, ad_type: str, constraint: str, projection: Any) -> Any:
+        if ad_type == "schedd":
+            return [classad2.ClassAd({"Name": EVIL, "MyType": "Scheduler"})]
+        return [classad2.ClassAd({"Name": "slot1@vm", "MyType": "Machine", "State": EVIL})]
+
+    def jobs(self, schedd: str | None, *args: Any, **kwargs: Any) -> Any:
+        return [classad2.ClassAd({"ClusterId": 1, "ProcId": 0, "JobStatus": 2})]
+
+
+def test_everything_from_the_pool_is_escaped(make_client: Callable[..., Client]) -> None:
+    r = front(make_client(EvilPool()))
+    assert r.status == 200
+    assert "<script>" not in r.text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&quot;&#x27;" in r.text
+    Page(r.text)  # still well formed
+
+
+def test_problem_text_and_endpoints_are_escaped() -> None:
+    text = pages.front_page(EVIL, {EVIL: EVIL}, None, EVIL)
+    assert "<script>" not in text and text.count("&lt;script&gt;") == 4
+    doc = openapi.document(EVIL)
+    doc["info"]["description"] = EVIL
+    assert "<script>" not in pages.api_docs(doc)
+
+
+# ------------------------------------------------------------------------- live links
+
+def test_every_link_on_the_front_page_answers(client: Client) -> None:
+    page = Page(front(client).text)
+    links = [link.replace("&amp;", "&") for link in page.links]
+    for path in ("/v1/jobs/DEFAULT", "/v1/status?query=startd", "/v1/config", "/v1/docs",
+                 "/v1/openapi.json", "/healthz", "/readyz", "/metrics", "/v1/jobs/vm",
+                 "/v1/jobs/schedd2@vm"):
+        assert path in links, path
+    for link in links:
+        path, _, query = link.partition("?")
+        r = client.get(path, query=query, headers={"Accept": BROWSER})
+        assert r.status == 200, (link, r)
+
+
+def test_every_endpoint_family_has_a_live_link(client: Client) -> None:
+    links = Page(front(client).text).links
+    for family in web.ENDPOINTS:
+        assert any(link.startswith(f"/v1/{family}") for link in links), family
+
+
+def test_no_external_resources(client: Client) -> None:
+    for text in (front(client).text, client.get("/v1/docs").text):
+        page = Page(text)
+        assert not [link for link in page.links if "//" in link], "links stay on this daemon"
+        assert "http://" not in text and "https://" not in text
+        assert "script" not in page.tags
+        assert 'rel="icon" href="/favicon.ico"' in text
+
+
+def test_favicon_is_served_so_browsers_log_no_error(client: Client) -> None:
+    r = client.get("/favicon.ico", headers={"Accept": "image/avif,image/webp,image/apng,image/svg+xml,"
+                                                      "image/*,*/*;q=0.8"})
+    assert r.status == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    assert r.body.startswith(b"<svg") and "max-age" in r.headers["cache-control"]
+    assert client.get("/favicon.ico").status == 200
+
+
+# ---------------------------------------------------------------------------- API docs
+
+def test_docs_render_the_openapi_document(client: Client) -> None:
+    r = client.get("/v1/docs", headers={"Accept": BROWSER})
+    assert r.status == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
+    doc = openapi.document(__version__)
+    page = Page(r.text)
+    for path, item in doc["paths"].items():
+        assert f"<code>{path}</code>" in r.text, path
+        assert item["get"]["operationId"] in page.ids
+    for name in doc["components"]["schemas"]:
+        assert f"schema-{name}" in page.ids
+    for param in ("projection", "constraint", "query", "daemon", "format"):
+        assert f"<code>{param}</code>" in r.text
+    for code in ("400", "404", "406", "503", "504"):
+        assert f"<td>{code}</td>" in r.text
+    assert "Retry-After" in r.text
+
+
+def test_docs_links_answer(client: Client) -> None:
+    page = Page(client.get("/v1/docs").text)
+    for link in page.links:
+        if link.startswith("#"):
+            assert link[1:] in page.ids, link
+            continue
+        r = client.get(link)
+        assert r.status in (200, 404), (link, r)
+        if r.status == 404:  # an example job id that is not in that history
+            assert "not found" in r.json()["message"], link
+
+
+def test_docs_are_small(client: Client) -> None:
+    assert len(client.get("/v1/docs").body) < 150_000
