@@ -155,7 +155,9 @@ def group_key(ad: Ad, name: str) -> str | None:
 # with exactly two spaces and a quote, and JSON strings never hold a raw newline. So names can be
 # lowercased, dropped or redacted on the text, without decoding and re-encoding every value.
 _TOP_NAME = re.compile(r'(\n  "[^"\\\n]*")')
-_ANY_NAME = re.compile(r'(\n *"(?:[^"\\\n]|\\.)*": )')
+# A name at any depth: a line's first token, a JSON string, followed by ": " (a list element
+# string is followed by "," or a line break instead).
+_ANY_NAME = re.compile(r'(\n *"[^"\\\n]*(?:\\.[^"\\\n]*)*": )')
 
 
 def ad_json(ad: Ad, keep: frozenset[str] | None = None,
@@ -166,6 +168,12 @@ def ad_json(ad: Ad, keep: frozenset[str] | None = None,
     are written as "<REDACTED>". Names inside nested ads are lowercased too.
     """
     text = ad.printJson()
+    if keep is None and not hide:  # the hot path: one pass over the text
+        parts = _ANY_NAME.split(text)
+        if len(parts) == 1:
+            return "{}"
+        parts[1::2] = map(str.lower, parts[1::2])
+        return "".join(parts)
     parts = _TOP_NAME.split(text)
     if len(parts) == 1:
         return "{}"
@@ -176,9 +184,7 @@ def ad_json(ad: Ad, keep: frozenset[str] | None = None,
                 nested = _ANY_NAME.split(parts[i])
                 nested[1::2] = map(str.lower, nested[1::2])
                 parts[i] = "".join(nested)
-    if keep is not None or hide:
-        return _select(parts, keep, hide)
-    return "".join(parts)
+    return _select(parts, keep, hide)
 
 
 def _select(parts: list[str], keep: frozenset[str] | None, hide: frozenset[str]) -> str:

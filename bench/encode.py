@@ -1,0 +1,89 @@
+"""ClassAd → JSON cost: /v1/jobs and /v1/history end to end in process, against the printJson floor."""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from condor_restd import condor  # noqa: E402
+from condor_restd.demo import DATA, DemoPool  # noqa: E402
+from condor_restd.settings import Settings  # noqa: E402
+from condor_restd.web import make_app  # noqa: E402
+from tests.conftest import Client  # noqa: E402
+
+
+def realistic_ads(count: int) -> list[Any]:
+    """`count` job ads: the captured queue and history ads again and again, each with its own id."""
+    templates = [block for name in ("jobs-default.ads", "jobs-schedd2.ads", "history-default.ads",
+                                    "history-schedd2.ads")
+                 for block in (DATA / name).read_text().split("\n\n") if block.strip()]
+    texts = []
+    for n in range(count):
+        cluster, proc = 1000 + n // 10, n % 10
+        block = templates[n % len(templates)]
+        block = re.sub(r"(?m)^ClusterId = .*$", f"ClusterId = {cluster}", block)
+        block = re.sub(r"(?m)^ProcId = .*$", f"ProcId = {proc}", block)
+        block = re.sub(r'(?m)^GlobalJobId = "([^#]*)#[^#]*#', rf'GlobalJobId = "\1#{cluster}.{proc}#', block)
+        texts.append(block)
+    return condor.parse_ads("\n\n".join(texts))
+
+
+def best_of(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _lowered(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k.lower(): _lowered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lowered(v) for v in value]
+    return value
+
+
+def original_method(ads: list[Any]) -> str:
+    """What the original daemon did: printJson, json.loads, lowercase recursively, json.dumps."""
+    jobs = []
+    for ad in ads:
+        data = _lowered(json.loads(ad.printJson()))
+        jobs.append({"jobid": f"{data['clusterid']}.{data['procid']}", "classad": data})
+    return json.dumps(jobs)
+
+
+def encode_bench(sizes: tuple[int, ...] = (10_000, 100_000), repeat: int = 3) -> list[dict[str, Any]]:
+    rows = []
+    for size in sizes:
+        ads = realistic_ads(size)
+        pool = DemoPool(queues={"vm": ads, "schedd2@vm": []}, histories={"vm": ads, "schedd2@vm": []})
+        app = make_app(Settings(max_jobs=0, query_timeout=600), pool)
+        client = Client(app)
+        for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT"):
+            assert client.get(path).status == 200
+        floor = best_of(lambda: [ad.printJson() for ad in ads], repeat)
+        jobs = best_of(lambda: client.get("/v1/jobs/DEFAULT"), repeat)
+        history = best_of(lambda: client.get("/v1/history/DEFAULT"), repeat)
+        original = best_of(lambda: original_method(ads), repeat)
+        app.queries.close()
+        rows.append({"ads": size, "floor_s": floor, "jobs_s": jobs, "history_s": history,
+                     "original_s": original})
+        del ads, pool, app, client
+    return rows
+
+
+if __name__ == "__main__":
+    for row in encode_bench((10_000,), 3):
+        print(row, f"jobs/floor={row['jobs_s'] / row['floor_s']:.2f}",
+              f"original/jobs={row['original_s'] / row['jobs_s']:.2f}")
