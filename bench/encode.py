@@ -63,24 +63,24 @@ def original_method(ads: list[Any]) -> str:
     return json.dumps(jobs)
 
 
+def encode_one(size: int, repeat: int) -> dict[str, Any]:
+    ads = realistic_ads(size)
+    pool = DemoPool(queues={"vm": ads, "schedd2@vm": []}, histories={"vm": ads, "schedd2@vm": []})
+    app = make_app(Settings(max_jobs=0, query_timeout=600), pool)
+    client = Client(app)
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT"):
+        assert client.get(path).status == 200
+    row = {"ads": size,
+           "floor_s": best_of(lambda: [ad.printJson() for ad in ads], repeat),
+           "jobs_s": best_of(lambda: client.get("/v1/jobs/DEFAULT"), repeat),
+           "history_s": best_of(lambda: client.get("/v1/history/DEFAULT"), repeat),
+           "original_s": best_of(lambda: original_method(ads), repeat)}
+    app.queries.close()
+    return row
+
+
 def encode_bench(sizes: tuple[int, ...] = (10_000, 100_000), repeat: int = 3) -> list[dict[str, Any]]:
-    rows = []
-    for size in sizes:
-        ads = realistic_ads(size)
-        pool = DemoPool(queues={"vm": ads, "schedd2@vm": []}, histories={"vm": ads, "schedd2@vm": []})
-        app = make_app(Settings(max_jobs=0, query_timeout=600), pool)
-        client = Client(app)
-        for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT"):
-            assert client.get(path).status == 200
-        floor = best_of(lambda: [ad.printJson() for ad in ads], repeat)
-        jobs = best_of(lambda: client.get("/v1/jobs/DEFAULT"), repeat)
-        history = best_of(lambda: client.get("/v1/history/DEFAULT"), repeat)
-        original = best_of(lambda: original_method(ads), repeat)
-        app.queries.close()
-        rows.append({"ads": size, "floor_s": floor, "jobs_s": jobs, "history_s": history,
-                     "original_s": original})
-        del ads, pool, app, client
-    return rows
+    return [encode_one(size, repeat) for size in sizes]
 
 
 if __name__ == "__main__":
