@@ -1,0 +1,74 @@
+"""Shielding the pool: identical concurrent queries share one upstream call, and answers live for a TTL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class _Flight:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class SingleFlight(Generic[T]):
+    """`get(key, compute)`: one `compute()` per key at a time, its answer kept `ttl` seconds.
+
+    Callers that arrive while a computation for their key runs wait for it and share its
+    answer (or its exception). With ttl 0 nothing is kept, but concurrent callers still share.
+    At most `entries` answers are kept, least recently used first out.
+    """
+
+    def __init__(self, ttl: float, entries: int = 128,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.entries = entries
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[Hashable, tuple[float, T]] = OrderedDict()
+        self._flying: dict[Hashable, _Flight] = {}
+
+    def get(self, key: Hashable, compute: Callable[[], T],
+            keep: Callable[[T], bool] = lambda _: True) -> tuple[T, bool]:
+        """The answer for `key`, and whether it came without a call of our own (kept or shared)."""
+        with self._lock:
+            hit = self._kept.get(key)
+            if hit is not None:
+                if self.clock() < hit[0]:
+                    self._kept.move_to_end(key)
+                    return hit[1], True
+                del self._kept[key]
+            flight = self._flying.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flying[key] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value, True
+        try:
+            flight.value = compute()
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._flying[key]
+                if flight.error is None and self.ttl > 0 and keep(flight.value):
+                    self._kept[key] = (self.clock() + self.ttl, flight.value)
+                    while len(self._kept) > self.entries:
+                        self._kept.popitem(last=False)
+            flight.done.set()
+        return flight.value, False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()

@@ -1,0 +1,86 @@
+"""Single flight and the TTL cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from condor_restd.cache import SingleFlight
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_answers_are_kept_for_the_ttl() -> None:
+    clock = Clock()
+    cache: SingleFlight[int] = SingleFlight(ttl=2, clock=clock)
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert cache.get("k", compute) == (1, False)
+    assert cache.get("k", compute) == (1, True)
+    clock.now = 1.9
+    assert cache.get("k", compute) == (1, True)
+    clock.now = 2.0
+    assert cache.get("k", compute) == (2, False)
+    assert cache.get("other", compute) == (3, False)
+
+
+def test_ttl_zero_keeps_nothing() -> None:
+    cache: SingleFlight[int] = SingleFlight(ttl=0)
+    counter = iter(range(10))
+    assert cache.get("k", lambda: next(counter)) == (0, False)
+    assert cache.get("k", lambda: next(counter)) == (1, False)
+
+
+def test_concurrent_callers_share_one_call() -> None:
+    cache: SingleFlight[str] = SingleFlight(ttl=0)
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def slow() -> str:
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return "answer"
+
+    results: list[tuple[str, bool]] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("k", slow))) for _ in range(32)]
+    threads[0].start()
+    started.wait(5)
+    for t in threads[1:]:
+        t.start()
+    time.sleep(0.1)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert len(calls) == 1
+    assert sorted(results) == [("answer", False)] + [("answer", True)] * 31
+
+
+def test_errors_are_shared_but_not_kept() -> None:
+    cache: SingleFlight[int] = SingleFlight(ttl=10)
+    with pytest.raises(ValueError):
+        cache.get("k", lambda: (_ for _ in ()).throw(ValueError("down")))
+    assert cache.get("k", lambda: 7) == (7, False)
+
+
+def test_keep_predicate_and_size_bound() -> None:
+    cache: SingleFlight[list[int]] = SingleFlight(ttl=10, entries=2)
+    cache.get("big", lambda: [0] * 100, keep=lambda v: len(v) < 10)
+    assert cache.get("big", lambda: [1], keep=lambda v: len(v) < 10) == ([1], False)
+    cache.get("a", lambda: [1])
+    cache.get("b", lambda: [2])
+    cache.get("c", lambda: [3])
+    assert cache.get("a", lambda: [9]) == ([9], False)  # evicted, least recently used
+    assert cache.get("c", lambda: [9]) == ([3], True)
