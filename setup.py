@@ -37,6 +37,9 @@ setup(
         "cheroot>=8.0",
         "PyYAML>=5.1",
         "prometheus_client>=0.17",
+        "PyJWT[crypto]>=2.4",
+        "cryptography>=3.4",
+        "requests>=2.25",
     ],
     extras_require={
         "test": TEST,

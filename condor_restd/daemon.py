@@ -10,6 +10,7 @@ import queue
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -20,12 +21,19 @@ from typing import Any, Callable, NoReturn, Protocol
 
 import cherrypy
 from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from . import __version__, condor
 from .condor import Condor
 from .errors import ConfigError
 from .logs import CondorFormatter, DaemonLog
-from .settings import DEFAULT_NOT_RESPONDING_TIMEOUT, Settings, keepalive_interval, log_path
+from .settings import (
+    DEFAULT_NOT_RESPONDING_TIMEOUT,
+    Settings,
+    file_problem,
+    keepalive_interval,
+    log_path,
+)
 from .web import make_app
 
 log = logging.getLogger("condor_restd.daemon")
@@ -75,11 +83,11 @@ def _resolve(settings: Settings) -> None:
         raise ConfigError("RESTD_ADDRESS", settings.address, f"cannot be resolved: {exc}") from None
 
 
-def _url(address: tuple[str, int]) -> str:
+def _url(address: tuple[str, int], tls: bool = False) -> str:
     host, port = address
     if ":" in host:
         host = f"[{host}]"  # IPv6
-    return f"http://{host}:{port}/v1"
+    return f"{'https' if tls else 'http'}://{host}:{port}/v1"
 
 
 def _changes(old: Settings, new: Settings) -> str:
@@ -157,6 +165,57 @@ def drop_privileges(config: Mapping[str, Any], environ: Mapping[str, str],
     return who
 
 
+# ------------------------------------------------------------------------------------------ TLS
+
+class _EncryptedKey(Exception):
+    pass
+
+
+def _no_passphrase() -> bytes:
+    raise _EncryptedKey  # a daemon has no terminal to ask for one on
+
+
+def tls_adapter(settings: Settings) -> BuiltinSSLAdapter | None:
+    """cheroot's TLS adapter for RESTD_SSL_CERTFILE and RESTD_SSL_KEYFILE (None: plain HTTP).
+
+    Reads the files as the daemon's user; ConfigError names the knob and the file that fails."""
+    certfile, keyfile = settings.ssl_certfile, settings.ssl_keyfile
+    if not certfile and not keyfile:
+        return None
+    for knob, path in (("RESTD_SSL_CERTFILE", certfile), ("RESTD_SSL_KEYFILE", keyfile)):
+        if not path:
+            raise ConfigError(knob, path, "RESTD_SSL_CERTFILE and RESTD_SSL_KEYFILE go together")
+        problem = file_problem(path)
+        if problem:
+            raise ConfigError(knob, path, problem)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile, keyfile, password=_no_passphrase)
+    except _EncryptedKey:
+        raise ConfigError("RESTD_SSL_KEYFILE", keyfile, "is encrypted, and the daemon cannot ask "
+                          "for a passphrase; keep it unencrypted, readable by the daemon only") from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise ConfigError("RESTD_SSL_CERTFILE", certfile, f"with RESTD_SSL_KEYFILE = {keyfile!r}: not "
+                          f"a PEM certificate and its private key: {exc}") from None
+    adapter = BuiltinSSLAdapter(certfile, keyfile)
+    adapter.context = context
+    return adapter
+
+
+def tls_state(settings: Settings) -> tuple[Any, ...]:
+    """The TLS files, and which file on disk each is and when it changed: a reload that finds
+    any of it different loads them again (a renewed certificate under the same name, too)."""
+    state = []
+    for path in (settings.ssl_certfile, settings.ssl_keyfile):
+        try:
+            info = os.stat(path) if path else None
+        except OSError:
+            info = None
+        state.append((path, info and (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)))
+    return tuple(state)
+
+
 # ----------------------------------------------------------------------------------- listener
 
 class Listening(Protocol):
@@ -173,6 +232,8 @@ class Listening(Protocol):
 
     def set_threads(self, threads: int) -> None: ...
 
+    def set_tls(self, settings: Settings) -> None: ...
+
     def stop(self, timeout: float) -> threading.Thread: ...
 
 
@@ -187,13 +248,14 @@ class Listener:
     """One cheroot server: binds in start(), serves in a thread, stops within a bound."""
 
     def __init__(self, settings: Settings, app: Any) -> None:
-        # Past the threads, a bounded queue; a connection that finds it full for a second gets
-        # cheroot's 503 instead of piling up.
+        # Past the threads, a queue as long as the pool; a connection that finds it full gets
+        # cheroot's 503 at once instead of piling up behind the busy threads.
         self.server = _Server((settings.address, settings.port), app, numthreads=settings.threads,
                               server_name="condor_restd", request_queue_size=64,
-                              accepted_queue_size=4 * settings.threads, accepted_queue_timeout=1)
+                              accepted_queue_size=settings.threads, accepted_queue_timeout=0.05)
         self.server.max_request_header_size = MAX_REQUEST_HEADER_BYTES
         self.server.max_request_body_size = MAX_REQUEST_BODY_BYTES
+        self.server.ssl_adapter = tls_adapter(settings)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -217,6 +279,10 @@ class Listener:
 
     def set_app(self, app: Any) -> None:
         self.server.wsgi_app = app  # read afresh by every request
+
+    def set_tls(self, settings: Settings) -> None:
+        """New TLS files (or none) for the connections accepted from now on; ConfigError keeps the old."""
+        self.server.ssl_adapter = tls_adapter(settings)
 
     def set_threads(self, threads: int) -> None:
         pool = self.server.requests
@@ -254,6 +320,7 @@ class Daemon:
         self.signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.listener: Listening | None = None
         self.app: Any = None
+        self._tls: tuple[Any, ...] = ()
         self._retired: list[tuple[float, Any]] = []  # old apps, closed once their requests are done
 
     def handle_signal(self, signum: int, frame: FrameType | None = None) -> None:
@@ -270,7 +337,8 @@ class Daemon:
             code = EXIT_FAILED if exc.errno == errno.EADDRINUSE else EXIT_CONFIG
             raise Fatal(f"cannot listen on {self.settings.address} port {self.settings.port} "
                         f"(RESTD_ADDRESS, RESTD_PORT): {exc}", code) from None
-        log.info("listening on %s", _url(self.listener.address))
+        self._tls = tls_state(self.settings)
+        log.info("listening on %s", _url(self.listener.address, bool(self.settings.ssl_certfile)))
         if self.master:
             self._tell_master("set_ready_state", "Ready")
         next_alive = time.monotonic()
@@ -341,10 +409,22 @@ class Daemon:
                 return
             self.listener.stop(old.shutdown_timeout)  # finishes its requests in the background
             self.listener = listener
-            log.info("listening on %s", _url(listener.address))
+            log.info("listening on %s", _url(listener.address, bool(new.ssl_certfile)))
         else:
+            if tls_state(new) != self._tls:
+                try:
+                    self.listener.set_tls(new)
+                except ConfigError as exc:
+                    log.error("keeping the current configuration: %s = %r: %s", exc.knob, exc.value,
+                              exc.reason)
+                    self._restore_log(old)
+                    app.queries.close()
+                    return
+                log.info("TLS files (re)loaded: now serving %s", _url(self.listener.address,
+                                                                      bool(new.ssl_certfile)))
             self.listener.set_app(app)
             self.listener.set_threads(new.threads)
+        self._tls = tls_state(new)
         self._retired.append((time.monotonic() + old.query_timeout + old.shutdown_timeout, self.app))
         self.app, self.settings = app, new
         log.info("configuration reloaded: %s", _changes(old, new))

@@ -12,6 +12,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Protocol, TypeVar
 
 from . import condor
+from .auth import Forbidden, Identity, token_required
 from .condor import Ad, Condor
 from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
 from .render import RawJSON
@@ -123,8 +124,11 @@ class Queries:
         return self.settings.hide_job_attrs if source in SOURCES else frozenset()
 
     def _constraint(self, constraint: str | None, hidden: frozenset[str],
-                    *clauses: str) -> str:
-        """The user's constraint, validated and parenthesised, and-ed with our own clauses."""
+                    *clauses: str, scope: Sequence[str] = ()) -> str:
+        """The user's constraint, validated and parenthesised, and-ed with our own clauses.
+
+        With `scope` clauses (what the requester may see), the constraint goes in as the ClassAd
+        library writes it back, so that nothing in its text can reach outside the parentheses."""
         parts = []
         if constraint is not None and constraint.strip():
             if len(constraint) > MAX_CONSTRAINT_LENGTH:
@@ -132,8 +136,9 @@ class Queries:
             refs = condor.referenced_attributes(constraint)
             if hidden:
                 self._refuse_hidden_refs(constraint, refs, hidden)
-            parts.append(f"({constraint})")
+            parts.append(f"({condor.unparse(constraint) if scope else constraint})")
         parts.extend(clauses)
+        parts.extend(scope)
         combined = " && ".join(parts) if parts else "true"
         condor.check_expression(combined)
         return combined
@@ -156,6 +161,25 @@ class Queries:
 
     def _limit(self) -> int:
         return self.settings.max_jobs
+
+    # ------------------------------------------------------------------------ authorization
+
+    def _authenticated(self, who: Identity | None) -> None:
+        """With RESTD_AUTHENTICATION = TOKEN, pool data is for authenticated users only."""
+        if who is None and self.settings.authentication == "TOKEN":
+            raise token_required()
+
+    def _job_scope(self, who: Identity | None) -> list[str]:
+        """The clauses that keep a user to the jobs RESTD_USER_JOB_SCOPE lets them see."""
+        self._authenticated(who)
+        if who is None or who.admin or self.settings.user_job_scope != "OWN":
+            return []
+        return [f"User =?= {condor.quote(who.user)}"]
+
+    def _admin_only(self, who: Identity | None, what: str) -> None:
+        self._authenticated(who)
+        if self.settings.authentication == "TOKEN" and not (who is not None and who.admin):
+            raise Forbidden(f"{what} is shown to RESTD_ADMIN_USERS only")
 
     # -------------------------------------------------------------------------- jobs
 
@@ -182,9 +206,11 @@ class Queries:
         return ask, frozenset(n.lower() for n in (*names, *shown))
 
     def jobs(self, source: str, schedd: str | None, cluster: int | None = None,
-             projection: list[str] | None = None, constraint: str | None = None) -> list[RawJSON]:
+             projection: list[str] | None = None, constraint: str | None = None,
+             who: Identity | None = None) -> list[RawJSON]:
         hidden = self._hidden(source)
-        query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None))
+        query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None),
+                                 scope=self._job_scope(who))
         ask, keep = self._projection(projection, JOB_ID_ATTRS)
         ads = self._job_ads(source, schedd, query, ask)
         if source == "jobs":
@@ -192,23 +218,24 @@ class Queries:
         return [self._job_record(ad, keep, hidden) for ad in ads]
 
     def job(self, source: str, schedd: str | None, cluster: int, proc: int,
-            projection: list[str] | None = None) -> RawJSON:
+            projection: list[str] | None = None, who: Identity | None = None) -> RawJSON:
         hidden = self._hidden(source)
         ask, keep = self._projection(projection, JOB_ID_ATTRS)
-        ads = self._job_ads(source, schedd, self._constraint(None, hidden,
-                                                             *self._id_clauses(cluster, proc)), ask)
+        query = self._constraint(None, hidden, *self._id_clauses(cluster, proc),
+                                 scope=self._job_scope(who))
+        ads = self._job_ads(source, schedd, query, ask)
         if not ads:
             raise NotFound(f"job {cluster}.{proc} not found in {source} of schedd "
                            f"{schedd or 'DEFAULT'}")
         return self._job_record(ads[0], keep, hidden)
 
     def job_attribute(self, source: str, schedd: str | None, cluster: int, proc: int,
-                      attribute: str) -> Any:
+                      attribute: str, who: Identity | None = None) -> Any:
         check_attribute(attribute)
         hidden = self._hidden(source)
-        ads = self._job_ads(source, schedd, self._constraint(None, hidden,
-                                                             *self._id_clauses(cluster, proc)),
-                            [attribute, *JOB_ID_ATTRS])
+        query = self._constraint(None, hidden, *self._id_clauses(cluster, proc),
+                                 scope=self._job_scope(who))
+        ads = self._job_ads(source, schedd, query, [attribute, *JOB_ID_ATTRS])
         if not ads:
             raise NotFound(f"job {cluster}.{proc} not found in {source} of schedd "
                            f"{schedd or 'DEFAULT'}")
@@ -220,12 +247,14 @@ class Queries:
 
     def grouped_jobs(self, source: str, schedd: str | None, groupby: str,
                      cluster: int | None = None, projection: list[str] | None = None,
-                     constraint: str | None = None) -> dict[str, list[RawJSON]]:
+                     constraint: str | None = None,
+                     who: Identity | None = None) -> dict[str, list[RawJSON]]:
         check_attribute(groupby, "groupby")
         hidden = self._hidden(source)
         if groupby.lower() in hidden:
             raise BadRequest(f"cannot group by hidden attribute {groupby!r}")
-        query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None))
+        query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None),
+                                 scope=self._job_scope(who))
         ask, keep = self._projection(projection, JOB_ID_ATTRS, (groupby,))
         ads = self._job_ads(source, schedd, query, ask)
         if source == "jobs":
@@ -265,13 +294,16 @@ class Queries:
             condor.ad_json(ad, keep)))
 
     def status(self, name: str | None = None, projection: list[str] | None = None,
-               constraint: str | None = None, query: str = "any") -> list[RawJSON]:
+               constraint: str | None = None, query: str = "any",
+               who: Identity | None = None) -> list[RawJSON]:
+        self._authenticated(who)
         ads, keep = self._status_ads(name, projection, constraint, query)
         return [self._status_record(ad, keep) for ad in ads]
 
     def grouped_status(self, groupby: str, name: str | None = None,
                        projection: list[str] | None = None, constraint: str | None = None,
-                       query: str = "any") -> dict[str, list[RawJSON]]:
+                       query: str = "any", who: Identity | None = None) -> dict[str, list[RawJSON]]:
+        self._authenticated(who)
         check_attribute(groupby, "groupby")
         ads, keep = self._status_ads(name, projection, constraint, query, groupby)
         groups: dict[str, list[RawJSON]] = {}
@@ -283,7 +315,9 @@ class Queries:
 
     # ------------------------------------------------------------------------ config
 
-    def config(self, attribute: str | None = None, daemon: str | None = None) -> Any:
+    def config(self, attribute: str | None = None, daemon: str | None = None,
+               who: Identity | None = None) -> Any:
+        self._admin_only(who, "the configuration")  # paths, host names, security settings
         if daemon is not None and daemon not in condor.DAEMON_TYPES:
             raise BadRequest(f"daemon must be one of {', '.join(DAEMONS)}, not {daemon!r}")
         if attribute is None:
@@ -318,8 +352,10 @@ class Queries:
             return exc.message
         return "ok"
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, who: Identity | None = None) -> dict[str, Any]:
         """A short overview of the pool: schedds, slots by state, jobs by status."""
+        if self._job_scope(who):
+            raise Forbidden("the pool overview counts every user's jobs")
         schedds = self._call("collector", self.backend.status, "schedd", "true", ["Name", "MyType"])
         slots = self._call("collector", self.backend.status, "startd", "true",
                            ["Name", "MyType", "State"])

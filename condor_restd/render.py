@@ -53,6 +53,11 @@ def negotiated() -> str:
     return str(getattr(cherrypy.serving.request, "restd_media", JSON))
 
 
+def identity() -> Any:
+    """Who the current request comes from, as the authentication hook found (None: nobody known)."""
+    return getattr(cherrypy.serving.request, "restd_identity", None)
+
+
 def to_json(value: Any) -> str:
     """Encode a result, splicing RawJSON fragments in without re-encoding them."""
     if isinstance(value, RawJSON):
@@ -163,7 +168,8 @@ def error_response(error: RestdError, media: str = JSON) -> bytes:
     return _respond(error.status, encode(error.body(), media), media, error.headers)
 
 
-def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+            auth: Callable[..., Any] | None = None) -> bytes:
     request = cherrypy.serving.request
     media = JSON
     try:
@@ -185,6 +191,11 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
             error = MethodNotAllowed(f"{request.method} is not allowed; this API is read-only")
             error.headers["Allow"] = ", ".join(ALLOWED_METHODS)
             raise error
+        if auth is not None:  # after OPTIONS: a CORS preflight carries no credentials
+            who = auth(request.path_info, request.headers.get("Authorization"), request.params)
+            request.restd_identity = who
+            if who is not None:
+                request.login = who.user  # the access log's user field
         result = inner(*args, **kwargs)
         if isinstance(result, Page):
             return _respond(200, result.body, result.content_type)
@@ -196,16 +207,17 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         return error_response(RestdError("internal error; the daemon log has the details"), media)
 
 
-def _wrap(inner: Callable[..., Any], cors_origins: Iterable[str], metrics: Any) -> Callable[..., bytes]:
+def _wrap(inner: Callable[..., Any], cors_origins: Iterable[str], metrics: Any,
+          auth: Callable[..., Any] | None = None) -> Callable[..., bytes]:
     def handler(*args: Any, **kwargs: Any) -> bytes:
         request = cherrypy.serving.request
         _cors(cors_origins)
         if metrics is None:
-            return _answer(inner, args, kwargs)
+            return _answer(inner, args, kwargs, auth)
         started = time.perf_counter()
         metrics.request_started()
         try:
-            return _answer(inner, args, kwargs)
+            return _answer(inner, args, kwargs, auth)
         finally:
             status = int(str(cherrypy.serving.response.status or 200).split()[0])
             metrics.request_finished(request.path_info, request.method, status,
@@ -220,10 +232,13 @@ class RenderTool(cherrypy.Tool):
     def __init__(self) -> None:
         super().__init__("before_handler", self._wrap_handler, priority=30)
 
-    def _wrap_handler(self, cors_origins: Iterable[str] = ("*",), metrics: Any = None) -> None:
+    def _wrap_handler(self, cors_origins: Iterable[str] = ("*",), metrics: Any = None,
+                      auth: Callable[..., Any] | None = None) -> None:
+        """`auth(path, authorization, params)`, when given, runs before every handler but OPTIONS:
+        it returns the identity handlers see through identity(), or raises the error to answer."""
         request = cherrypy.serving.request
         if request.handler is not None:
-            request.handler = _wrap(request.handler, cors_origins, metrics)
+            request.handler = _wrap(request.handler, cors_origins, metrics, auth)
 
 
 def cherrypy_error_page(status: str, message: str, traceback: str, version: str) -> bytes:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -109,6 +111,135 @@ def _debug(raw: Any) -> tuple[str, ...]:
     return flags
 
 
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        text = str(raw).strip().upper()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _issuers(raw: Any) -> tuple[str, ...]:
+    issuers = _words(raw)
+    for issuer in issuers:
+        if not re.fullmatch(r"https://[A-Za-z0-9.\-\[\]:]+(/[!-~]*)?", issuer) or "\\" in issuer:
+            raise ValueError(f"{issuer!r} is not an issuer URL like https://issuer.example.org")
+    return issuers
+
+
+def _audiences(raw: Any) -> tuple[str, ...]:
+    audiences = _words(raw)
+    for audience in audiences:
+        if not audience.isprintable():
+            raise ValueError(f"{audience!r} is not an audience")
+    return audiences
+
+
+def _claim(raw: Any) -> str:
+    text = str(raw).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:\-]+", text):
+        raise ValueError("expected a claim name, like sub or preferred_username")
+    return text
+
+
+USER_NAME = re.compile(r"[^\s@\x00-\x1f\x7f\"\\]+@[^\s@\x00-\x1f\x7f\"\\]+")
+
+
+def _users(raw: Any) -> frozenset[str]:
+    users = _words(raw)
+    for user in users:
+        if not USER_NAME.fullmatch(user):
+            raise ValueError(f"{user!r} is not an HTCondor user name like alice@example.org")
+    return frozenset(users)
+
+
+def file_problem(path: str) -> str | None:
+    """Why `path` is not a regular file this process can read, or None if it is one."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return "not a regular file"  # and a FIFO would block the open below
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot be read by uid {os.geteuid()}: {exc.strerror or exc}"
+    return None
+
+
+def _readable_file(raw: Any) -> str:
+    """A path that must name a readable file, or empty; the listener checks again as the daemon's user."""
+    path = str(raw).strip()
+    problem = file_problem(path) if path else None
+    if problem:
+        raise ValueError(problem)
+    return path
+
+
+@dataclass(frozen=True)
+class UserMap:
+    """A map file's rules: (principal, canonical) in file order; a principal is a compiled
+    /regex/ or an exact string. str() is the path, as an admin wrote it."""
+
+    path: str = ""
+    rules: tuple[tuple[re.Pattern[str] | str, str], ...] = ()
+
+    def __str__(self) -> str:
+        return self.path
+
+
+MAP_METHODS = ("*", "SCITOKENS")  # other methods' lines (CLAIMTOBE, SSL, ...) are skipped
+MAP_LINE = re.compile(r"(?P<method>\S+)\s+"
+                      r"(?:/(?P<regex>(?:\\.|[^\\/])*)/(?P<flags>i?)|\"(?P<quoted>[^\"]*)\"|(?P<word>\S+))"
+                      r"\s+(?P<canonical>\S+)")
+
+
+def parse_user_map(text: str, path: str = "") -> UserMap:
+    """HTCondor's map file format, one `<method> <principal> <canonical>` a line.
+
+    Raises ValueError naming the line for anything else."""
+    rules: list[tuple[re.Pattern[str] | str, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = MAP_LINE.fullmatch(line)
+        if not match:
+            raise ValueError(f"line {number}: expected <method> <principal> <canonical>")
+        if match["method"].upper() not in MAP_METHODS:
+            continue
+        principal: re.Pattern[str] | str
+        if match["regex"] is not None:
+            try:
+                principal = re.compile(match["regex"], re.IGNORECASE if match["flags"] else 0)
+            except re.error as exc:
+                raise ValueError(f"line {number}: bad regular expression: {exc}") from None
+            groups = principal.groups
+        else:
+            principal = match["quoted"] if match["quoted"] is not None else match["word"]
+            groups = 0
+        canonical = match["canonical"]
+        for ref in re.findall(r"\\(\d)", canonical):
+            if int(ref) > groups:
+                raise ValueError(f"line {number}: \\{ref} but the principal has {groups} group(s)")
+        rules.append((principal, canonical))
+    return UserMap(path, tuple(rules))
+
+
+def _user_map(raw: Any) -> UserMap:
+    path = _readable_file(raw)
+    if not path:
+        return UserMap()
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeError) as exc:
+        raise ValueError(f"cannot be read: {exc}") from None
+    return parse_user_map(text, path)
+
+
 @dataclass(frozen=True)
 class Knob:
     name: str
@@ -145,6 +276,24 @@ KNOBS: tuple[Knob, ...] = (
          fallback="MAX_DEFAULT_LOG"),
     Knob("MAX_NUM_RESTD_LOG", "max_num_log", "1", _int(1, 100),
          "How many rotated logs (RestdLog.old, ...) are kept."),
+    Knob("RESTD_SSL_CERTFILE", "ssl_certfile", "", _readable_file,
+         "PEM certificate (chain) to serve HTTPS with; set with RESTD_SSL_KEYFILE, or neither."),
+    Knob("RESTD_SSL_KEYFILE", "ssl_keyfile", "", _readable_file,
+         "PEM private key (not encrypted) of RESTD_SSL_CERTFILE."),
+    Knob("RESTD_AUTHENTICATION", "authentication", "NONE", _choice("NONE", "TOKEN"),
+         "NONE serves everyone; TOKEN requires a bearer JWT from one of RESTD_TOKEN_ISSUERS."),
+    Knob("RESTD_TOKEN_ISSUERS", "token_issuers", "", _issuers,
+         "Issuers (https URLs, as in the tokens' iss claim) whose tokens are accepted."),
+    Knob("RESTD_TOKEN_AUDIENCE", "token_audience", "", _audiences,
+         "Audiences a token's aud claim must name one of; empty does not check aud."),
+    Knob("RESTD_TOKEN_USER_CLAIM", "token_user_claim", "sub", _claim,
+         "The claim naming the user; user@domain as is, a bare name gets @$(UID_DOMAIN)."),
+    Knob("RESTD_TOKEN_USER_MAPFILE", "token_user_mapfile", "", _user_map,
+         "A map file (<method> <principal> <canonical> lines) from issuer,claim to user@domain."),
+    Knob("RESTD_ADMIN_USERS", "admin_users", "", _users,
+         "HTCondor users (user@domain) who see every job and the configuration."),
+    Knob("RESTD_USER_JOB_SCOPE", "user_job_scope", "ALL", _choice("ALL", "OWN"),
+         "Which jobs other users see: ALL, or OWN (only jobs whose User is theirs)."),
 )
 
 
@@ -186,11 +335,22 @@ class Settings:
     debug: tuple[str, ...] = ()
     max_log: int = 10485760
     max_num_log: int = 1
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    authentication: str = "NONE"
+    token_issuers: tuple[str, ...] = ()
+    token_audience: tuple[str, ...] = ()
+    token_user_claim: str = "sub"
+    token_user_mapfile: UserMap = UserMap()
+    admin_users: frozenset[str] = frozenset()
+    user_job_scope: str = "ALL"
+    uid_domain: str = ""  # HTCondor's UID_DOMAIN, not a RESTD knob: the domain of bare user names
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
         """Build settings from an HTCondor config mapping (htcondor2.param, or a dict)."""
         values: dict[str, Any] = {}
+        raws: dict[str, Any] = {}
         for knob in KNOBS:
             name, raw = knob.name, config.get(knob.name)
             if knob.name == "RESTD_LOG" and raw is None:
@@ -203,7 +363,35 @@ class Settings:
                 values[knob.field] = knob.parse(raw)
             except ValueError as exc:
                 raise ConfigError(name, raw, str(exc)) from None
-        return cls(**values)
+            raws[knob.name] = raw
+        values["uid_domain"] = str(config.get("UID_DOMAIN") or "").strip()
+        settings = cls(**values)
+        settings._check(raws)
+        return settings
+
+    def _check(self, raws: Mapping[str, Any]) -> None:
+        """The rules between knobs; `raws` holds each knob's value as configured."""
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            unset = "RESTD_SSL_KEYFILE" if self.ssl_certfile else "RESTD_SSL_CERTFILE"
+            other = "RESTD_SSL_CERTFILE" if self.ssl_certfile else "RESTD_SSL_KEYFILE"
+            raise ConfigError(unset, raws[unset], f"must be set when {other} is (both or neither)")
+        if self.authentication == "TOKEN":
+            if not self.token_issuers:
+                raise ConfigError("RESTD_TOKEN_ISSUERS", raws["RESTD_TOKEN_ISSUERS"],
+                                  "must list at least one issuer when RESTD_AUTHENTICATION = TOKEN")
+            if "*" in self.cors_origins:
+                raise ConfigError("RESTD_CORS_ORIGINS", raws["RESTD_CORS_ORIGINS"],
+                                  "must list origins (or be empty) when RESTD_AUTHENTICATION = TOKEN: "
+                                  "'*' lets any web page call the API with its visitors' tokens")
+            if not self.uid_domain:
+                raise ConfigError("UID_DOMAIN", "", "must be set when RESTD_AUTHENTICATION = TOKEN: "
+                                  "bare user names from tokens become name@$(UID_DOMAIN)")
+            if not USER_NAME.fullmatch(f"x@{self.uid_domain}"):
+                raise ConfigError("UID_DOMAIN", self.uid_domain, "is not a domain for user names")
+        elif self.user_job_scope == "OWN":
+            raise ConfigError("RESTD_USER_JOB_SCOPE", raws["RESTD_USER_JOB_SCOPE"],
+                              "OWN needs RESTD_AUTHENTICATION = TOKEN: without authentication there "
+                              "is no user to limit the jobs to")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

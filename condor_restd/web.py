@@ -9,6 +9,7 @@ from typing import Any
 import cherrypy
 
 from . import __version__, openapi, pages, render
+from .auth import Authenticator, RedactTokens
 from .condor import Condor
 from .errors import BadRequest, NotFound, RestdError
 from .metrics import Metrics
@@ -76,14 +77,15 @@ class Jobs:
         if len(path) == 4:
             _params(params, ())
             return self.queries.job_attribute(self.source, schedd, cluster or 0,
-                                              _int(path[2], "procid"), path[3])
+                                              _int(path[2], "procid"), path[3], who=render.identity())
         if len(path) == 3:
             args = _params(params, ("projection",))
             return self.queries.job(self.source, schedd, cluster or 0, _int(path[2], "procid"),
-                                    attribute_names(args.get("projection")))
+                                    attribute_names(args.get("projection")), who=render.identity())
         args = _params(params, ("projection", "constraint"))
         return self.queries.jobs(self.source, schedd, cluster,
-                                 attribute_names(args.get("projection")), args.get("constraint"))
+                                 attribute_names(args.get("projection")), args.get("constraint"),
+                                 who=render.identity())
 
 
 class GroupedJobs:
@@ -102,7 +104,7 @@ class GroupedJobs:
         cluster = _int(path[2], "clusterid") if len(path) > 2 else None
         return self.queries.grouped_jobs(self.source, _schedd(path[0]), path[1], cluster,
                                          attribute_names(args.get("projection")),
-                                         args.get("constraint"))
+                                         args.get("constraint"), who=render.identity())
 
 
 class Status:
@@ -117,7 +119,8 @@ class Status:
         args = _params(params, ("projection", "constraint", "query"))
         return self.queries.status(path[0] if path else None,
                                    attribute_names(args.get("projection")),
-                                   args.get("constraint"), args.get("query", "any"))
+                                   args.get("constraint"), args.get("query", "any"),
+                                   who=render.identity())
 
 
 class GroupedStatus:
@@ -134,7 +137,8 @@ class GroupedStatus:
         args = _params(params, ("projection", "constraint", "query"))
         return self.queries.grouped_status(path[0], path[1] if len(path) > 1 else None,
                                            attribute_names(args.get("projection")),
-                                           args.get("constraint"), args.get("query", "any"))
+                                           args.get("constraint"), args.get("query", "any"),
+                                           who=render.identity())
 
 
 class Config:
@@ -147,7 +151,8 @@ class Config:
     def default(self, *segments: str, **params: Any) -> Any:
         path = _segments(segments, 1)
         args = _params(params, ("daemon",))
-        return self.queries.config(path[0] if path else None, args.get("daemon"))
+        return self.queries.config(path[0] if path else None, args.get("daemon"),
+                                   who=render.identity())
 
 
 ENDPOINTS = {
@@ -260,6 +265,7 @@ class Request(cherrypy._cprequest.Request):
 
     show_tracebacks = False
     show_mismatched_params = False
+    methods_with_bodies = ()  # a read-only API reads no request bodies: PUT gets 405, not 411
     error_page = {"default": render.cherrypy_error_page}
     error_response = staticmethod(render.unexpected_error)
 
@@ -289,15 +295,23 @@ class Request(cherrypy._cprequest.Request):
                                                   "characters")
 
 
+# Served without a token when RESTD_AUTHENTICATION = TOKEN: probes, metrics, the API's description.
+# Every other path needs one (and queries checks again that pool data goes to a known user).
+OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/favicon.ico", "/v1", "/v1/openapi.json",
+              "/v1/openapi.yaml", "/v1/docs")
+
+
 def make_app(settings: Settings, backend: Condor) -> cherrypy.Application:
     """The WSGI application serving `backend` under `settings`; no server, no sockets."""
     metrics = Metrics()
     queries = Queries(settings, backend, metrics)
+    authenticator = Authenticator(settings, OPEN_PATHS) if settings.authentication == "TOKEN" else None
     config = {
         "/": {
             "tools.restd_render.on": True,
             "tools.restd_render.cors_origins": settings.cors_origins,
             "tools.restd_render.metrics": metrics,
+            "tools.restd_render.auth": authenticator,
             "tools.trailing_slash.on": False,
             "tools.encode.on": False,
             "log.screen": False,
@@ -308,4 +322,7 @@ def make_app(settings: Settings, backend: Condor) -> cherrypy.Application:
     app.log.screen = False
     app.queries = queries
     app.metrics = metrics
+    app.auth = authenticator
+    for logger in (app.log.access_log, app.log.error_log):
+        logger.addFilter(RedactTokens())
     return app

@@ -23,7 +23,8 @@ SNIPPET=/etc/condor/config.d/50-condor-restd.conf
 MANPAGE=/usr/share/man/man8/condor_restd.8.gz
 # The build tools, plus the DEB's Debian dependencies (so that installing it needs no download).
 NEEDED=(make build-essential fakeroot rpm debhelper dh-python python3-all python3-setuptools lintian
-        python3-cherrypy3 python3-prometheus-client python3-yaml)
+        python3-cherrypy3 python3-cryptography python3-jwt python3-prometheus-client python3-requests
+        python3-yaml)
 APT_OPTS=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 
 started=$SECONDS
@@ -192,7 +193,7 @@ expect_in "$rpm_list" RPM "$DAEMON" /usr/bin/condor_restd "$SNIPPET" "$MANPAGE" 
 flags=$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm_file" 2>/dev/null | awk -v f="$SNIPPET" '$1 == f {print $2}')
 if [[ $flags == *c* && $flags == *n* ]]; then ok "RPM: $SNIPPET is %config(noreplace)"; else bad "RPM: $SNIPPET is not %config(noreplace) (flags '$flags')"; fi
 expect_in "$(rpm -qp --requires "$rpm_file" 2>/dev/null)" "RPM Requires" python3 python3-cherrypy python3-prometheus_client \
-    python3-pyyaml python3-condor
+    python3-pyyaml python3-condor python3-jwt python3-requests python3-cryptography
 
 step "DEB contents"
 deb_list=$(dpkg-deb -c "$deb_file" | awk '{print substr($6, 2)}')
@@ -202,7 +203,8 @@ expect_in "$deb_list" DEB "$DAEMON" /usr/bin/condor_restd "$SNIPPET" "$MANPAGE" 
     '~^/usr/lib/python3/dist-packages/condor_restd/demo_data/'
 expect_in "$(dpkg-deb -I "$deb_file" conffiles 2>/dev/null)" "DEB conffiles" "$SNIPPET"
 depends=$(dpkg-deb -f "$deb_file" Depends)
-expect_in "$(tr ',' '\n' <<<"$depends" | sed 's/^ *//; s/ .*//')" "DEB Depends" python3-cherrypy3 python3-prometheus-client python3-yaml
+expect_in "$(tr ',' '\n' <<<"$depends" | sed 's/^ *//; s/ .*//')" "DEB Depends" python3-cherrypy3 python3-prometheus-client python3-yaml \
+    python3-jwt python3-requests python3-cryptography
 if grep -q htcondor <<<"$depends"; then bad "DEB Depends names HTCondor's bindings, which Debian lacks: $depends"; else ok "DEB Depends: $depends"; fi
 expect_in "$(dpkg-deb -f "$deb_file" Recommends)" "DEB Recommends" python3-htcondor
 finish_step

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from condor_restd.errors import ConfigError
-from condor_restd.settings import KNOBS, Settings, log_path
+from condor_restd.settings import KNOBS, Settings, UserMap, log_path
 
 
 def build(**config: Any) -> Settings:
@@ -88,6 +88,16 @@ GOOD = [
     ("MAX_RESTD_LOG", "1 G", "max_log", 1 << 30),
     ("MAX_NUM_RESTD_LOG", "3", "max_num_log", 3),
     ("MAX_NUM_RESTD_LOG", 1, "max_num_log", 1),
+    # authentication, authorization and TLS: values valid on their own (more at the end of the file)
+    ("RESTD_AUTHENTICATION", "none", "authentication", "NONE"),
+    ("RESTD_TOKEN_ISSUERS", "https://issuer.example.org", "token_issuers", ("https://issuer.example.org",)),
+    ("RESTD_TOKEN_AUDIENCE", "https://restd.example.org", "token_audience", ("https://restd.example.org",)),
+    ("RESTD_TOKEN_USER_CLAIM", "email", "token_user_claim", "email"),
+    ("RESTD_TOKEN_USER_MAPFILE", "", "token_user_mapfile", UserMap()),
+    ("RESTD_ADMIN_USERS", "alice@example.org", "admin_users", frozenset({"alice@example.org"})),
+    ("RESTD_USER_JOB_SCOPE", "All", "user_job_scope", "ALL"),
+    ("RESTD_SSL_CERTFILE", "", "ssl_certfile", ""),
+    ("RESTD_SSL_KEYFILE", "", "ssl_keyfile", ""),
 ]
 
 
@@ -141,6 +151,16 @@ BAD = [
     ("MAX_NUM_RESTD_LOG", "0"),
     ("MAX_NUM_RESTD_LOG", "101"),
     ("MAX_NUM_RESTD_LOG", "two"),
+    # authentication, authorization and TLS: values bad on their own (more at the end of the file)
+    ("RESTD_AUTHENTICATION", "BASIC"),
+    ("RESTD_TOKEN_ISSUERS", "http://issuer.example.org"),
+    ("RESTD_TOKEN_AUDIENCE", "\x00"),
+    ("RESTD_TOKEN_USER_CLAIM", "a claim"),
+    ("RESTD_TOKEN_USER_MAPFILE", "/nonexistent/restd.map"),
+    ("RESTD_ADMIN_USERS", "alice"),
+    ("RESTD_USER_JOB_SCOPE", "SOME"),
+    ("RESTD_SSL_CERTFILE", "/nonexistent/restd.crt"),
+    ("RESTD_SSL_KEYFILE", "/nonexistent/restd.key"),
 ]
 
 
@@ -244,3 +264,155 @@ def test_the_snippet_makes_condor_master_run_the_daemon_as_condor() -> None:
     assert "RESTD_USERID = condor" in lines
     assert "DAEMON_LIST = $(DAEMON_LIST) RESTD" in lines
     assert any(line.startswith("RESTD_ARGS =") for line in lines)
+
+
+# ==================================================================================================
+# Authentication, authorization and TLS: RESTD_AUTHENTICATION, RESTD_TOKEN_*, RESTD_ADMIN_USERS,
+# RESTD_USER_JOB_SCOPE, RESTD_SSL_*. Some need other knobs set to be valid (TOKEN needs issuers,
+# listed origins and UID_DOMAIN; a certificate needs its key), so each case carries its context.
+# ==================================================================================================
+
+ISSUER = "https://issuer.example.org"
+TOKEN_CONTEXT = {"RESTD_AUTHENTICATION": "TOKEN", "RESTD_TOKEN_ISSUERS": ISSUER, "RESTD_CORS_ORIGINS": "",
+                 "UID_DOMAIN": "example.org"}
+A_FILE = str(Path(__file__).resolve())  # any readable file will do where only readability is checked
+SSL_CONTEXT = {"RESTD_SSL_CERTFILE": A_FILE, "RESTD_SSL_KEYFILE": A_FILE}
+
+AUTH_GOOD: list[tuple[str, Any, str, Any, dict[str, Any]]] = [
+    ("RESTD_AUTHENTICATION", "NONE", "authentication", "NONE", {}),
+    ("RESTD_AUTHENTICATION", "token", "authentication", "TOKEN", TOKEN_CONTEXT),
+    ("RESTD_AUTHENTICATION", " Token ", "authentication", "TOKEN", TOKEN_CONTEXT),
+    ("RESTD_TOKEN_ISSUERS", "https://a.example.org, https://b.example.org/realms/htc", "token_issuers",
+     ("https://a.example.org", "https://b.example.org/realms/htc"), {}),
+    ("RESTD_TOKEN_ISSUERS", "https://[::1]:8443/oidc", "token_issuers", ("https://[::1]:8443/oidc",), {}),
+    ("RESTD_TOKEN_ISSUERS", "", "token_issuers", (), {}),
+    ("RESTD_TOKEN_AUDIENCE", "https://restd.example.org ANY", "token_audience",
+     ("https://restd.example.org", "ANY"), {}),
+    ("RESTD_TOKEN_AUDIENCE", "", "token_audience", (), {}),
+    ("RESTD_TOKEN_USER_CLAIM", "preferred_username", "token_user_claim", "preferred_username", {}),
+    ("RESTD_TOKEN_USER_CLAIM", " sub ", "token_user_claim", "sub", {}),
+    ("RESTD_TOKEN_USER_MAPFILE", "", "token_user_mapfile", UserMap(), {}),
+    ("RESTD_ADMIN_USERS", "alice@example.org, root@cm.example.org", "admin_users",
+     frozenset({"alice@example.org", "root@cm.example.org"}), {}),
+    ("RESTD_ADMIN_USERS", "", "admin_users", frozenset(), {}),
+    ("RESTD_USER_JOB_SCOPE", "all", "user_job_scope", "ALL", {}),
+    ("RESTD_USER_JOB_SCOPE", "OWN", "user_job_scope", "OWN", TOKEN_CONTEXT),
+    ("RESTD_SSL_CERTFILE", A_FILE, "ssl_certfile", A_FILE, {"RESTD_SSL_KEYFILE": A_FILE}),
+    ("RESTD_SSL_CERTFILE", "", "ssl_certfile", "", {}),
+    ("RESTD_SSL_KEYFILE", f" {A_FILE} ", "ssl_keyfile", A_FILE, {"RESTD_SSL_CERTFILE": A_FILE}),
+    ("RESTD_SSL_KEYFILE", "", "ssl_keyfile", "", {}),
+]
+
+AUTH_BAD: list[tuple[str, Any, dict[str, Any]]] = [
+    ("RESTD_AUTHENTICATION", "JWT", {}),
+    ("RESTD_AUTHENTICATION", "", {}),
+    ("RESTD_AUTHENTICATION", True, {}),
+    ("RESTD_TOKEN_ISSUERS", "http://issuer.example.org", {}),  # keys over plain HTTP could be anyone's
+    ("RESTD_TOKEN_ISSUERS", "issuer.example.org", {}),
+    ("RESTD_TOKEN_ISSUERS", "https://", {}),
+    ("RESTD_TOKEN_AUDIENCE", "aud\x07", {}),
+    ("RESTD_TOKEN_USER_CLAIM", "", {}),
+    ("RESTD_TOKEN_USER_CLAIM", "two words", {}),
+    ("RESTD_TOKEN_USER_MAPFILE", "/nonexistent/restd.map", {}),
+    ("RESTD_TOKEN_USER_MAPFILE", "/", {}),
+    ("RESTD_ADMIN_USERS", "alice", {}),
+    ("RESTD_ADMIN_USERS", "alice@example.org bob@", {}),
+    ("RESTD_ADMIN_USERS", 'a"b@example.org', {}),
+    ("RESTD_USER_JOB_SCOPE", "MINE", {}),
+    ("RESTD_USER_JOB_SCOPE", "OWN", {}),  # without TOKEN there is no user to scope to
+    ("RESTD_SSL_CERTFILE", "/nonexistent/restd.crt", {"RESTD_SSL_KEYFILE": A_FILE}),
+    ("RESTD_SSL_CERTFILE", "/", {"RESTD_SSL_KEYFILE": A_FILE}),
+    ("RESTD_SSL_KEYFILE", "/nonexistent/restd.key", {"RESTD_SSL_CERTFILE": A_FILE}),
+]
+
+
+@pytest.mark.parametrize(("knob", "raw", "field", "expected", "context"), AUTH_GOOD,
+                         ids=[f"{k}={r!r}" for k, r, _, _, _ in AUTH_GOOD])
+def test_auth_good_values(knob: str, raw: Any, field: str, expected: Any, context: dict[str, Any]) -> None:
+    assert getattr(build(**{**context, knob: raw}), field) == expected
+
+
+@pytest.mark.parametrize(("knob", "raw", "context"), AUTH_BAD, ids=[f"{k}={r!r}" for k, r, _ in AUTH_BAD])
+def test_auth_bad_values_name_the_knob_and_the_value(knob: str, raw: Any, context: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(**{**context, knob: raw})
+    assert info.value.knob == knob
+    assert info.value.value == raw
+    assert knob in str(info.value) and repr(raw) in str(info.value)
+
+
+def test_tls_files_go_together() -> None:
+    with pytest.raises(ConfigError) as info:
+        build(RESTD_SSL_CERTFILE=A_FILE)
+    assert info.value.knob == "RESTD_SSL_KEYFILE" and "RESTD_SSL_CERTFILE" in info.value.reason
+    with pytest.raises(ConfigError) as info:
+        build(RESTD_SSL_KEYFILE=A_FILE)
+    assert info.value.knob == "RESTD_SSL_CERTFILE"
+    assert build(**SSL_CONTEXT).ssl_certfile == A_FILE
+
+
+def test_a_missing_tls_file_is_named_with_its_path() -> None:
+    with pytest.raises(ConfigError) as info:
+        build(RESTD_SSL_CERTFILE="/nonexistent/restd.crt", RESTD_SSL_KEYFILE=A_FILE)
+    assert str(info.value) == "RESTD_SSL_CERTFILE = '/nonexistent/restd.crt': no such file"
+
+
+def test_token_authentication_needs_issuers() -> None:
+    with pytest.raises(ConfigError) as info:
+        build(**{**TOKEN_CONTEXT, "RESTD_TOKEN_ISSUERS": ""})
+    assert info.value.knob == "RESTD_TOKEN_ISSUERS" and "at least one issuer" in info.value.reason
+
+
+@pytest.mark.parametrize("origins", ["*", "https://dash.example.org *"])
+def test_token_authentication_refuses_a_wildcard_origin(origins: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(**{**TOKEN_CONTEXT, "RESTD_CORS_ORIGINS": origins})
+    assert info.value.knob == "RESTD_CORS_ORIGINS" and info.value.value == origins
+    assert "must list origins" in info.value.reason
+    with pytest.raises(ConfigError):  # the default is the wildcard: it must be changed
+        build(**{k: v for k, v in TOKEN_CONTEXT.items() if k != "RESTD_CORS_ORIGINS"})
+
+
+def test_token_authentication_with_listed_origins() -> None:
+    settings = build(**{**TOKEN_CONTEXT, "RESTD_CORS_ORIGINS": "https://dash.example.org"})
+    assert settings.cors_origins == ("https://dash.example.org",)
+
+
+def test_token_authentication_needs_a_uid_domain() -> None:
+    with pytest.raises(ConfigError) as info:
+        build(**{**TOKEN_CONTEXT, "UID_DOMAIN": ""})
+    assert info.value.knob == "UID_DOMAIN"
+    with pytest.raises(ConfigError):
+        build(**{**TOKEN_CONTEXT, "UID_DOMAIN": "bad domain"})
+
+
+def test_uid_domain_is_read_but_is_not_a_restd_knob() -> None:
+    assert build(UID_DOMAIN=" example.org ").uid_domain == "example.org"
+    assert build().uid_domain == ""
+    assert "UID_DOMAIN" not in dict(build(UID_DOMAIN="example.org").describe())
+
+
+def test_the_map_file_is_parsed_at_start_up(tmp_path: Path) -> None:
+    good = tmp_path / "good.map"
+    good.write_text("# comment\n\nSCITOKENS /^https:\\/\\/issuer\\.example\\.org,(.*)$/ \\1\n"
+                    'GSI "/DC=org/CN=Bob" bob\n* "https://issuer.example.org,x" alice@example.org\n')
+    settings = build(RESTD_TOKEN_USER_MAPFILE=str(good))
+    assert settings.token_user_mapfile.path == str(good)
+    assert len(settings.token_user_mapfile.rules) == 2  # the GSI line is for another method
+    assert dict(settings.describe())["RESTD_TOKEN_USER_MAPFILE"] == str(good)
+    for text, why in (("* /(unclosed/ bob\n", "regular expression"), ("* onlytwo\n", "line 1"),
+                      ("\n* /a/ \\1\n", "line 2")):
+        bad = tmp_path / "bad.map"
+        bad.write_text(text)
+        with pytest.raises(ConfigError) as info:
+            build(RESTD_TOKEN_USER_MAPFILE=str(bad))
+        assert info.value.knob == "RESTD_TOKEN_USER_MAPFILE" and why in info.value.reason
+
+
+def test_describe_shows_the_new_knobs_as_written() -> None:
+    rows = dict(build(**{**TOKEN_CONTEXT, "RESTD_ADMIN_USERS": "b@x a@x",
+                         "RESTD_TOKEN_ISSUERS": f"{ISSUER} https://two.example.org"}).describe())
+    assert rows["RESTD_AUTHENTICATION"] == "TOKEN"
+    assert rows["RESTD_ADMIN_USERS"] == "a@x, b@x"
+    assert rows["RESTD_TOKEN_ISSUERS"] == f"{ISSUER}, https://two.example.org"
+    assert rows["RESTD_TOKEN_USER_MAPFILE"] == ""
