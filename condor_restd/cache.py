@@ -23,16 +23,21 @@ class SingleFlight(Generic[T]):
 
     Callers that arrive while a computation for their key runs wait for it and share its
     answer (or its exception). With ttl 0 nothing is kept, but concurrent callers still share.
-    At most `entries` answers are kept, least recently used first out.
+    At most `entries` answers, weighing `budget` in all, are kept, least recently used first
+    out; an answer heavier than a quarter of the budget is shared but not kept.
     """
 
-    def __init__(self, ttl: float, entries: int = 128,
+    def __init__(self, ttl: float, entries: int = 128, budget: int = 0,
+                 weigh: Callable[[T], int] = lambda _: 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.entries = entries
+        self.budget = budget
+        self.weigh = weigh
         self.clock = clock
         self._lock = threading.Lock()
-        self._kept: OrderedDict[Hashable, tuple[float, T]] = OrderedDict()
+        self._kept: OrderedDict[Hashable, tuple[float, T, int]] = OrderedDict()
+        self._weight = 0
         self._flying: dict[Hashable, _Flight] = {}
 
     def get(self, key: Hashable, compute: Callable[[], T],
@@ -44,7 +49,7 @@ class SingleFlight(Generic[T]):
                 if self.clock() < hit[0]:
                     self._kept.move_to_end(key)
                     return hit[1], True
-                del self._kept[key]
+                self._drop(key)
             flight = self._flying.get(key)
             leader = flight is None
             if flight is None:
@@ -63,12 +68,26 @@ class SingleFlight(Generic[T]):
             with self._lock:
                 del self._flying[key]
                 if flight.error is None and self.ttl > 0 and keep(flight.value):
-                    self._kept[key] = (self.clock() + self.ttl, flight.value)
-                    while len(self._kept) > self.entries:
-                        self._kept.popitem(last=False)
+                    self._keep(key, flight.value)
             flight.done.set()
         return flight.value, False
+
+    def _keep(self, key: Hashable, value: T) -> None:
+        weight = self.weigh(value)
+        if self.budget and weight > self.budget // 4:
+            return
+        if key in self._kept:
+            self._drop(key)
+        self._kept[key] = (self.clock() + self.ttl, value, weight)
+        self._weight += weight
+        while self._kept and (len(self._kept) > self.entries
+                              or (self.budget and self._weight > self.budget)):
+            self._drop(next(iter(self._kept)))
+
+    def _drop(self, key: Hashable) -> None:
+        self._weight -= self._kept.pop(key)[2]
 
     def clear(self) -> None:
         with self._lock:
             self._kept.clear()
+            self._weight = 0

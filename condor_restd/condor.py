@@ -287,8 +287,10 @@ class HTCondor:
         handle = self._schedd(schedd)
         try:
             with bindings_errors(f"reading the history of schedd {schedd or 'DEFAULT'}"):
+                # the bindings take a bare cluster id as an int, and "c.p" as a string
+                stop: int | str | None = int(since) if since and since.isdigit() else since
                 return list(handle.history(constraint, list(projection),
-                                           match=limit if limit > 0 else -1, since=since))
+                                           match=limit if limit > 0 else -1, since=stop))
         except Unavailable:
             self._forget("Schedd", schedd)
             raise

@@ -252,7 +252,8 @@ class Listener:
         # cheroot's 503 at once instead of piling up behind the busy threads.
         self.server = _Server((settings.address, settings.port), app, numthreads=settings.threads,
                               server_name="condor_restd", request_queue_size=64,
-                              accepted_queue_size=settings.threads, accepted_queue_timeout=0.05)
+                              accepted_queue_size=settings.threads,
+                              accepted_queue_timeout=0.05)  # type: ignore[arg-type]  # float works
         self.server.max_request_header_size = MAX_REQUEST_HEADER_BYTES
         self.server.max_request_body_size = MAX_REQUEST_BODY_BYTES
         self.server.ssl_adapter = tls_adapter(settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import threading
@@ -13,9 +15,10 @@ from typing import Any, Callable, Protocol, TypeVar
 
 from . import condor
 from .auth import Forbidden, Identity, token_required
+from .cache import SingleFlight
 from .condor import Ad, Condor
 from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
-from .render import RawJSON
+from .render import Listing, RawJSON
 from .settings import ATTRIBUTE_NAME, Settings
 
 T = TypeVar("T")
@@ -33,6 +36,9 @@ MAX_PROJECTION = 256
 # References that reach a whole ad (MY["Env" + "ironment"]) or build a name at run time (eval):
 # with hidden attributes, a constraint may use none of them.
 WHOLE_AD_REFS = frozenset({"", "my", "target", "parent", "super"})
+JOB_ID = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,10})?$")
+CACHE_BUDGET = 256 << 20  # characters of answers kept for RESTD_CACHE_TTL, at the most
+HISTORY_ORDER_ATTR = "EnteredCurrentStatus"  # history files are written in this order, newest last
 SLOT_WAIT = 0.25  # seconds a request waits for a busy query pool before a 503
 
 
@@ -86,6 +92,8 @@ class Queries:
         self._slots = threading.BoundedSemaphore(settings.query_workers)
         self._ready: tuple[float, dict[str, Any]] | None = None
         self._ready_lock = threading.Lock()
+        self._shared: SingleFlight[Any] = SingleFlight(settings.cache_ttl, entries=512,
+                                                       budget=CACHE_BUDGET, weigh=_weight)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
@@ -119,6 +127,12 @@ class Queries:
             raise Unavailable(f"the {daemon} query failed: {exc}") from None
         finally:
             self.observer.upstream(daemon, time.perf_counter() - started, failure)
+
+    def _cached(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """One computation for identical concurrent requests; its answer kept RESTD_CACHE_TTL s."""
+        value, hit = self._shared.get(key, compute)
+        self.observer.cache(hit)
+        return value  # type: ignore[no-any-return]
 
     def _hidden(self, source: str) -> frozenset[str]:
         return self.settings.hide_job_attrs if source in SOURCES else frozenset()
@@ -184,12 +198,20 @@ class Queries:
     # -------------------------------------------------------------------------- jobs
 
     def _job_ads(self, source: str, schedd: str | None, constraint: str,
-                 projection: Sequence[str]) -> Sequence[Ad]:
+                 projection: Sequence[str], limit: int | None = None,
+                 since: str | None = None) -> Sequence[Ad]:
         if source not in SOURCES:
             raise NotFound(f"unknown job source {source!r}")
-        fetch = self.backend.jobs if source == "jobs" else self.backend.history
-        ads: Sequence[Ad] = self._call("schedd", fetch, schedd, constraint, list(projection),
-                                       self._limit())
+        limit = self._limit() if limit is None else limit
+        ads: Sequence[Ad]
+        if source == "jobs":
+            ads = self._call("schedd", self.backend.jobs, schedd, constraint, list(projection), limit)
+        elif since is None:
+            ads = self._call("schedd", self.backend.history, schedd, constraint, list(projection),
+                             limit)
+        else:
+            ads = self._call("schedd", self.backend.history, schedd, constraint, list(projection),
+                             limit, since)
         return ads
 
     def _job_record(self, ad: Ad, keep: frozenset[str] | None, hidden: frozenset[str]) -> RawJSON:
@@ -207,15 +229,82 @@ class Queries:
 
     def jobs(self, source: str, schedd: str | None, cluster: int | None = None,
              projection: list[str] | None = None, constraint: str | None = None,
-             who: Identity | None = None) -> list[RawJSON]:
+             who: Identity | None = None, limit: int | None = None, cursor: str | None = None,
+             since: str | None = None) -> Listing:
+        """Jobs in id order, or history newest first; pages when `limit` or `cursor` is given."""
         hidden = self._hidden(source)
         query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None),
                                  scope=self._job_scope(who))
-        ask, keep = self._projection(projection, JOB_ID_ATTRS)
-        ads = self._job_ads(source, schedd, query, ask)
+        if since is not None and (source != "history" or not JOB_ID.match(since)):
+            raise BadRequest("since takes a job id (cluster or cluster.proc), on history only")
+        if limit is not None and limit < 1:
+            raise BadRequest("limit must be at least 1")
+        position = _decode_cursor(cursor, source) if cursor is not None else None
+        key = ("jobs", source, schedd, tuple(projection or ()), query, limit, cursor, since)
+        return self._cached(key, lambda: self._listing(source, schedd, query, projection, hidden,
+                                                       limit, position, since))
+
+    def _listing(self, source: str, schedd: str | None, query: str, projection: list[str] | None,
+                 hidden: frozenset[str], limit: int | None, position: dict[str, Any] | None,
+                 since: str | None) -> Listing:
+        cap = self.settings.max_jobs
+        if limit is None and position is None:  # a v1 request: everything, up to the cap
+            ask, keep = self._projection(projection, JOB_ID_ATTRS)
+            ads = self._job_ads(source, schedd, query, ask, cap + 1 if cap else 0, since)
+            truncated = bool(cap) and len(ads) > cap
+            if source == "jobs":
+                ads = sorted(ads, key=_job_sort_key)
+            return Listing([self._job_record(ad, keep, hidden) for ad in ads[:cap or None]],
+                           truncated=truncated)
+        size = min(limit or cap or DEFAULT_PAGE, cap or MAX_PAGE)
         if source == "jobs":
-            ads = sorted(ads, key=_job_sort_key)
-        return [self._job_record(ad, keep, hidden) for ad in ads]
+            return self._queue_page(schedd, query, projection, hidden, size, position)
+        return self._history_page(schedd, query, projection, hidden, size, position, since)
+
+    def _queue_page(self, schedd: str | None, query: str, projection: list[str] | None,
+                    hidden: frozenset[str], size: int, position: dict[str, Any] | None) -> Listing:
+        """A page of the queue in job-id order: the matching ids first (small), then the page."""
+        if position is not None:
+            c, p = position["after"]
+            query = f"{query} && (ClusterId > {c} || (ClusterId == {c} && ProcId > {p}))"
+        ids = sorted(_job_sort_key(ad) for ad in
+                     self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0, None))
+        page = ids[:size]
+        if not page:
+            return Listing([])
+        (c0, p0), (c1, p1) = page[0], page[-1]
+        window = (f"(ClusterId > {c0} || (ClusterId == {c0} && ProcId >= {p0})) && "
+                  f"(ClusterId < {c1} || (ClusterId == {c1} && ProcId <= {p1}))")
+        ask, keep = self._projection(projection, JOB_ID_ATTRS)
+        ads = sorted(self._job_ads("jobs", schedd, f"{query} && {window}", ask, 0, None),
+                     key=_job_sort_key)
+        more = len(ids) > size
+        return Listing([self._job_record(ad, keep, hidden) for ad in ads],
+                       next_page=_next_page({"after": [c1, p1]}, "jobs", size) if more else None)
+
+    def _history_page(self, schedd: str | None, query: str, projection: list[str] | None,
+                      hidden: frozenset[str], size: int, position: dict[str, Any] | None,
+                      since: str | None) -> Listing:
+        """A page of history, newest first. The cursor is (T, n): records whose
+        EnteredCurrentStatus is at most T, less the first n of those at T (already served)."""
+        skip, at = 0, None
+        if position is not None:
+            at, skip = position["t"], position["n"]
+            query = f"{query} && {HISTORY_ORDER_ATTR} <= {at}"
+        ask, keep = self._projection(projection, (*JOB_ID_ATTRS, HISTORY_ORDER_ATTR))
+        ads = list(self._job_ads("history", schedd, query, ask, size + skip + 1, since))
+        order = [condor.value_of(ad, HISTORY_ORDER_ATTR) for ad in ads]
+        dropped = 0
+        while dropped < skip and dropped < len(ads) and order[dropped] == at:
+            dropped += 1
+        ads, order = ads[dropped:], order[dropped:]
+        records = [self._job_record(ad, keep, hidden) for ad in ads[:size]]
+        last = order[size - 1] if len(ads) > size else None
+        if not isinstance(last, int):
+            return Listing(records, truncated=len(ads) > size)
+        served_at_last = sum(1 for t in order[:size] if t == last) + (skip if last == at else 0)
+        return Listing(records, next_page=_next_page({"t": last, "n": served_at_last}, "history",
+                                                     size))
 
     def job(self, source: str, schedd: str | None, cluster: int, proc: int,
             projection: list[str] | None = None, who: Identity | None = None) -> RawJSON:
@@ -248,23 +337,31 @@ class Queries:
     def grouped_jobs(self, source: str, schedd: str | None, groupby: str,
                      cluster: int | None = None, projection: list[str] | None = None,
                      constraint: str | None = None,
-                     who: Identity | None = None) -> dict[str, list[RawJSON]]:
+                     who: Identity | None = None) -> Listing:
         check_attribute(groupby, "groupby")
         hidden = self._hidden(source)
         if groupby.lower() in hidden:
             raise BadRequest(f"cannot group by hidden attribute {groupby!r}")
         query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None),
                                  scope=self._job_scope(who))
+        key = ("grouped", source, schedd, groupby.lower(), tuple(projection or ()), query)
+        return self._cached(key, lambda: self._grouped(source, schedd, groupby, query, projection,
+                                                       hidden))
+
+    def _grouped(self, source: str, schedd: str | None, groupby: str, query: str,
+                 projection: list[str] | None, hidden: frozenset[str]) -> Listing:
+        cap = self.settings.max_jobs
         ask, keep = self._projection(projection, JOB_ID_ATTRS, (groupby,))
-        ads = self._job_ads(source, schedd, query, ask)
+        ads = self._job_ads(source, schedd, query, ask, cap + 1 if cap else 0)
+        truncated = bool(cap) and len(ads) > cap
         if source == "jobs":
             ads = sorted(ads, key=_job_sort_key)
         groups: dict[str, list[RawJSON]] = {}
-        for ad in ads:
+        for ad in ads[:cap or None]:
             key = condor.group_key(ad, groupby)
             if key is not None:
                 groups.setdefault(key, []).append(self._job_record(ad, keep, hidden))
-        return groups
+        return Listing(groups, truncated=truncated)
 
     @staticmethod
     def _id_clauses(cluster: int | None, proc: int | None) -> list[str]:
@@ -297,21 +394,28 @@ class Queries:
                constraint: str | None = None, query: str = "any",
                who: Identity | None = None) -> list[RawJSON]:
         self._authenticated(who)
-        ads, keep = self._status_ads(name, projection, constraint, query)
-        return [self._status_record(ad, keep) for ad in ads]
+
+        def compute() -> list[RawJSON]:
+            ads, keep = self._status_ads(name, projection, constraint, query)
+            return [self._status_record(ad, keep) for ad in ads]
+        return self._cached(("status", name, tuple(projection or ()), constraint, query), compute)
 
     def grouped_status(self, groupby: str, name: str | None = None,
                        projection: list[str] | None = None, constraint: str | None = None,
                        query: str = "any", who: Identity | None = None) -> dict[str, list[RawJSON]]:
         self._authenticated(who)
         check_attribute(groupby, "groupby")
-        ads, keep = self._status_ads(name, projection, constraint, query, groupby)
-        groups: dict[str, list[RawJSON]] = {}
-        for ad in ads:
-            key = condor.group_key(ad, groupby)
-            if key is not None:
-                groups.setdefault(key, []).append(self._status_record(ad, keep))
-        return groups
+
+        def compute() -> dict[str, list[RawJSON]]:
+            ads, keep = self._status_ads(name, projection, constraint, query, groupby)
+            groups: dict[str, list[RawJSON]] = {}
+            for ad in ads:
+                key = condor.group_key(ad, groupby)
+                if key is not None:
+                    groups.setdefault(key, []).append(self._status_record(ad, keep))
+            return groups
+        return self._cached(("grouped_status", groupby.lower(), name, tuple(projection or ()),
+                             constraint, query), compute)
 
     # ------------------------------------------------------------------------ config
 
@@ -321,10 +425,12 @@ class Queries:
         if daemon is not None and daemon not in condor.DAEMON_TYPES:
             raise BadRequest(f"daemon must be one of {', '.join(DAEMONS)}, not {daemon!r}")
         if attribute is None:
-            return dict(self._call(daemon or "config", self.backend.config, daemon))
+            return self._cached(("config", daemon), lambda: dict(
+                self._call(daemon or "config", self.backend.config, daemon)))
         if not CONFIG_NAME.match(attribute):
             raise BadRequest(f"{attribute!r} is not a configuration knob name")
-        return self._call(daemon or "config", self.backend.config_value, daemon, attribute)
+        return self._cached(("config", daemon, attribute.upper()), lambda: self._call(
+            daemon or "config", self.backend.config_value, daemon, attribute))
 
     # ------------------------------------------------------------------- pool overview
 
@@ -383,3 +489,39 @@ def _job_sort_key(ad: Ad) -> tuple[int, int]:
 
 def _status_sort_key(ad: Ad) -> tuple[str, str]:
     return (str(condor.value_of(ad, "MyType") or ""), str(condor.value_of(ad, "Name") or ""))
+
+
+DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
+MAX_PAGE = 100_000
+
+
+def _weight(value: Any) -> int:
+    """Roughly how many characters an answer holds, for the cache's budget."""
+    if isinstance(value, Listing):
+        return sum(map(len, value.records))
+    if isinstance(value, dict):
+        return sum(_weight(v) for v in value.values()) + 64
+    if isinstance(value, (list, tuple)):
+        return sum(len(v) if isinstance(v, str) else 64 for v in value)
+    return len(value) if isinstance(value, str) else 64
+
+
+def _next_page(position: dict[str, Any], source: str, size: int) -> dict[str, str]:
+    data = json.dumps({"v": 1, "s": source, **position}, separators=(",", ":")).encode()
+    return {"cursor": base64.urlsafe_b64encode(data).decode().rstrip("="), "limit": str(size)}
+
+
+def _decode_cursor(cursor: str, source: str) -> dict[str, Any]:
+    """A cursor this daemon gave out for `source`, or BadRequest."""
+    bad = BadRequest("cursor is not one this daemon gave out for this URL; start again without it")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise bad from None
+    if not isinstance(data, dict) or data.get("v") != 1 or data.get("s") != source:
+        raise bad
+    ints = (data.get("after") or []) if source == "jobs" else [data.get("t"), data.get("n")]
+    if len(ints) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**40
+                                 for i in ints):
+        raise bad
+    return data

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable
+from urllib.parse import quote, urlencode
 
 import cherrypy
 import yaml
@@ -19,17 +21,31 @@ JSON = "application/json"
 YAML = "application/yaml"
 HTML = "text/html"
 TEXT = "text/plain"
+NDJSON = "application/x-ndjson"
 MEDIA_TYPES = {JSON: JSON, YAML: YAML, "application/x-yaml": YAML, "text/yaml": YAML,
                "text/x-yaml": YAML, HTML: HTML, "application/xhtml+xml": HTML, TEXT: TEXT,
-               "application/openmetrics-text": TEXT}
+               "application/openmetrics-text": TEXT, NDJSON: NDJSON, "application/ndjson": NDJSON,
+               "application/jsonl": NDJSON}
 WILDCARDS = ("*/*", "application/*", "text/*")
-FORMATS = {"json": JSON, "yaml": YAML, "html": HTML}
+FORMATS = {"json": JSON, "yaml": YAML, "html": HTML, "ndjson": NDJSON}
 DATA_TYPES = (JSON, YAML)
+LIST_TYPES = (JSON, YAML, NDJSON)  # what list endpoints offer
 ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class RawJSON(str):
     """A fragment that is already JSON text; the encoder writes it as it is."""
+
+
+class Listing:
+    """A list result: its records, whether RESTD_MAX_JOBS cut it short, and the next page's
+    query parameters (announced in a Link header) if there is one."""
+
+    def __init__(self, records: Any, truncated: bool = False,
+                 next_page: Mapping[str, str] | None = None) -> None:
+        self.records = records
+        self.truncated = truncated
+        self.next_page = next_page
 
 
 class Page:
@@ -76,6 +92,8 @@ def to_json(value: Any) -> str:
 
 def to_python(value: Any) -> Any:
     """The plain Python form of a result (RawJSON decoded), for encoders other than JSON."""
+    if isinstance(value, Listing):
+        return to_python(value.records)
     if isinstance(value, RawJSON):
         return json.loads(value)
     if isinstance(value, dict):
@@ -85,7 +103,18 @@ def to_python(value: Any) -> Any:
     return value
 
 
+def _ndjson(value: Any) -> str:
+    """One compact JSON text a line. printJson only breaks lines between tokens, so a record's
+    line breaks can simply go."""
+    items = value.records if isinstance(value, Listing) else value if isinstance(value, list) else [value]
+    return "".join(to_json(item).replace("\n", "") + "\n" for item in items)
+
+
 def encode(value: Any, media: str) -> bytes:
+    if isinstance(value, Listing) and media == JSON:
+        value = value.records
+    if media == NDJSON:
+        return _ndjson(value).encode("utf-8")
     if media == YAML:
         text = yaml.safe_dump(to_python(value), default_flow_style=False, sort_keys=False,
                               allow_unicode=True)
@@ -168,8 +197,48 @@ def error_response(error: RestdError, media: str = JSON) -> bytes:
     return _respond(error.status, encode(error.body(), media), media, error.headers)
 
 
+def etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def _not_modified(tag: str) -> bool:
+    wanted = cherrypy.serving.request.headers.get("If-None-Match")
+    if not wanted:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
+    return "*" in tags or tag in tags
+
+
+def _next_link(next_page: Mapping[str, str]) -> str:
+    request = cherrypy.serving.request
+    params = {k: v for k, v in request.params.items() if k not in next_page and isinstance(v, str)}
+    params.update(next_page)
+    path = quote(request.script_name + request.path_info, safe="/@:!$&'()*+,;=")
+    url = path + "?" + urlencode(params, quote_via=quote)
+    return f'<{url}>; rel="next"'
+
+
+def _ok(result: Any, media: str, cache_control: str) -> bytes:
+    """A 200 (or a 304 when the client already has it): ETag, Cache-Control, list headers."""
+    if isinstance(result, Page):
+        return _respond(200, result.body, result.content_type)
+    vary = cherrypy.serving.response.headers.get("Vary")
+    headers = {"Cache-Control": cache_control,
+               "Vary": f"{vary}, Accept, Authorization" if vary else "Accept, Authorization"}
+    if isinstance(result, Listing):
+        if result.truncated:
+            headers["X-Restd-Truncated"] = "true"
+        if result.next_page:
+            headers["Link"] = _next_link(result.next_page)
+    body = encode(result, media)
+    headers["ETag"] = etag(body)
+    if _not_modified(headers["ETag"]):
+        return _respond(304, b"", media, headers)
+    return _respond(200, body, media, headers)
+
+
 def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-            auth: Callable[..., Any] | None = None) -> bytes:
+            auth: Callable[..., Any] | None = None, cache_control: str = "no-cache") -> bytes:
     request = cherrypy.serving.request
     media = JSON
     try:
@@ -196,10 +265,7 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
             request.restd_identity = who
             if who is not None:
                 request.login = who.user  # the access log's user field
-        result = inner(*args, **kwargs)
-        if isinstance(result, Page):
-            return _respond(200, result.body, result.content_type)
-        return _respond(200, encode(result, media), media)
+        return _ok(inner(*args, **kwargs), media, cache_control)
     except RestdError as error:
         return error_response(error, media)
     except Exception:
@@ -208,16 +274,16 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
 
 
 def _wrap(inner: Callable[..., Any], cors_origins: Iterable[str], metrics: Any,
-          auth: Callable[..., Any] | None = None) -> Callable[..., bytes]:
+          auth: Callable[..., Any] | None = None, cache_control: str = "no-cache") -> Callable[..., bytes]:
     def handler(*args: Any, **kwargs: Any) -> bytes:
         request = cherrypy.serving.request
         _cors(cors_origins)
         if metrics is None:
-            return _answer(inner, args, kwargs, auth)
+            return _answer(inner, args, kwargs, auth, cache_control)
         started = time.perf_counter()
         metrics.request_started()
         try:
-            return _answer(inner, args, kwargs, auth)
+            return _answer(inner, args, kwargs, auth, cache_control)
         finally:
             status = int(str(cherrypy.serving.response.status or 200).split()[0])
             metrics.request_finished(request.path_info, request.method, status,
@@ -233,12 +299,12 @@ class RenderTool(cherrypy.Tool):
         super().__init__("before_handler", self._wrap_handler, priority=30)
 
     def _wrap_handler(self, cors_origins: Iterable[str] = ("*",), metrics: Any = None,
-                      auth: Callable[..., Any] | None = None) -> None:
+                      auth: Callable[..., Any] | None = None, cache_control: str = "no-cache") -> None:
         """`auth(path, authorization, params)`, when given, runs before every handler but OPTIONS:
         it returns the identity handlers see through identity(), or raises the error to answer."""
         request = cherrypy.serving.request
         if request.handler is not None:
-            request.handler = _wrap(request.handler, cors_origins, metrics, auth)
+            request.handler = _wrap(request.handler, cors_origins, metrics, auth, cache_control)
 
 
 def cherrypy_error_page(status: str, message: str, traceback: str, version: str) -> bytes:

@@ -47,6 +47,18 @@ def _seconds(raw: Any) -> float:
     return value
 
 
+def _seconds_or_zero(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("expected a number of seconds")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be 0 or a positive number of seconds")
+    return value
+
+
 def _text(raw: Any) -> str:
     return str(raw).strip()
 
@@ -263,6 +275,8 @@ KNOBS: tuple[Knob, ...] = (
          "Values for Access-Control-Allow-Origin; empty sends no CORS header."),
     Knob("RESTD_QUERY_TIMEOUT", "query_timeout", "30", _seconds,
          "Seconds one schedd or collector query may take before the client gets a 504."),
+    Knob("RESTD_CACHE_TTL", "cache_ttl", "2", _seconds_or_zero,
+         "Seconds an answer is reused for identical requests; 0 turns the cache off."),
     Knob("RESTD_QUERY_WORKERS", "query_workers", "8", _int(1, 256),
          "Pool queries that may run at once; more wait, and past that get a 503."),
     Knob("RESTD_SHUTDOWN_TIMEOUT", "shutdown_timeout", "10", _seconds,
@@ -330,6 +344,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     query_timeout: float = 30.0
     query_workers: int = 8
+    cache_ttl: float = 2.0
     shutdown_timeout: float = 10.0
     log: str = ""
     debug: tuple[str, ...] = ()

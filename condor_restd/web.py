@@ -68,6 +68,7 @@ class Jobs:
         self.source = source
 
     @cherrypy.expose
+    @render.offers(*render.LIST_TYPES)
     def default(self, *segments: str, **params: Any) -> Any:
         path = _segments(segments, 4)
         if not path:
@@ -82,10 +83,14 @@ class Jobs:
             args = _params(params, ("projection",))
             return self.queries.job(self.source, schedd, cluster or 0, _int(path[2], "procid"),
                                     attribute_names(args.get("projection")), who=render.identity())
-        args = _params(params, ("projection", "constraint"))
+        paging = ("limit", "cursor", "since") if self.source == "history" else ("limit", "cursor")
+        args = _params(params, ("projection", "constraint", *paging))
+        limit = args.get("limit")
         return self.queries.jobs(self.source, schedd, cluster,
                                  attribute_names(args.get("projection")), args.get("constraint"),
-                                 who=render.identity())
+                                 who=render.identity(),
+                                 limit=_int(limit, "limit") if limit is not None else None,
+                                 cursor=args.get("cursor"), since=args.get("since"))
 
 
 class GroupedJobs:
@@ -114,6 +119,7 @@ class Status:
         self.queries = queries
 
     @cherrypy.expose
+    @render.offers(*render.LIST_TYPES)
     def default(self, *segments: str, **params: Any) -> Any:
         path = _segments(segments, 1)
         args = _params(params, ("projection", "constraint", "query"))
@@ -301,6 +307,13 @@ OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/favicon.ico", "/v1", "/v
               "/v1/openapi.yaml", "/v1/docs")
 
 
+def _cache_control(settings: Settings) -> str:
+    """Tell clients and proxies how long an answer stays fresh: as long as our own cache keeps it."""
+    private = "private, " if settings.authentication != "NONE" else ""
+    ttl = int(settings.cache_ttl)
+    return f"{private}max-age={ttl}" if ttl > 0 else f"{private}no-cache"
+
+
 def make_app(settings: Settings, backend: Condor) -> cherrypy.Application:
     """The WSGI application serving `backend` under `settings`; no server, no sockets."""
     metrics = Metrics()
@@ -312,6 +325,7 @@ def make_app(settings: Settings, backend: Condor) -> cherrypy.Application:
             "tools.restd_render.cors_origins": settings.cors_origins,
             "tools.restd_render.metrics": metrics,
             "tools.restd_render.auth": authenticator,
+            "tools.restd_render.cache_control": _cache_control(settings),
             "tools.trailing_slash.on": False,
             "tools.encode.on": False,
             "log.screen": False,

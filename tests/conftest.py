@@ -95,7 +95,10 @@ def make_client(pool: DemoPool) -> Iterator[Callable[..., Client]]:
     apps = []
 
     def build(backend: Any = None, **overrides: Any) -> Client:
-        app = make_app(Settings().replace(**overrides), backend if backend is not None else pool)
+        # No answer is reused unless a test asks for RESTD_CACHE_TTL: most tests change the pool
+        # between requests. Identical concurrent requests still share one upstream call.
+        app = make_app(Settings(cache_ttl=0).replace(**overrides),
+                       backend if backend is not None else pool)
         apps.append(app)
         return Client(app)
 

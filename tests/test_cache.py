@@ -84,3 +84,15 @@ def test_keep_predicate_and_size_bound() -> None:
     cache.get("c", lambda: [3])
     assert cache.get("a", lambda: [9]) == ([9], False)  # evicted, least recently used
     assert cache.get("c", lambda: [9]) == ([3], True)
+
+
+def test_weight_budget() -> None:
+    cache: SingleFlight[str] = SingleFlight(ttl=10, budget=100, weigh=len)
+    cache.get("a", lambda: "x" * 20)
+    cache.get("b", lambda: "x" * 20)
+    assert cache.get("huge", lambda: "x" * 30) == ("x" * 30, False)  # over a quarter: not kept
+    assert cache.get("huge", lambda: "y") == ("y", False)
+    for key in "cdefg":
+        cache.get(key, lambda: "x" * 20)
+    assert cache.get("a", lambda: "new") == ("new", False)  # pushed out by the budget
+    assert cache.get("g", lambda: "new") == ("x" * 20, True)

@@ -185,7 +185,7 @@ def test_adapter_serves_jobs_through_the_bindings(real: Client, stubs: Stubs) ->
     query = next(c for c in stubs.calls if c[0] == "schedd.query")
     assert query[1] == '(Owner == "condoruser") && ClusterId == 2'
     assert query[2] == ["Cmd", "ClusterId", "ProcId"]
-    assert query[3] == 10000
+    assert query[3] == 10001  # one more than RESTD_MAX_JOBS, to tell a cut-short result
 
 
 def test_adapter_locates_named_schedds_and_404s_unknown_ones(real: Client, stubs: Stubs) -> None:
@@ -198,7 +198,7 @@ def test_adapter_locates_named_schedds_and_404s_unknown_ones(real: Client, stubs
 def test_adapter_history_passes_match(real: Client, stubs: Stubs) -> None:
     assert len(real.get("/v1/history/DEFAULT").json()) == 28
     call = next(c for c in stubs.calls if c[0] == "schedd.history")
-    assert call[1] == "true" and call[3] == 10000
+    assert call[1] == "true" and call[3] == 10001
 
 
 def test_adapter_status_passes_the_ad_type(real: Client, stubs: Stubs) -> None:

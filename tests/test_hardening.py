@@ -212,8 +212,9 @@ def test_hung_schedd_gives_504_and_no_worker_leaks(make_client: Any, pool: DemoP
     queries = client.app.queries  # type: ignore[attr-defined]
     try:
         results: list[int] = []
-        threads = [threading.Thread(target=lambda: results.append(client.get("/v1/jobs/DEFAULT").status))
-                   for _ in range(2)]
+        # two different queries (identical ones would share one upstream call)
+        threads = [threading.Thread(target=lambda n=n: results.append(
+            client.get("/v1/jobs/DEFAULT", {"constraint": f"ClusterId != {n}"}).status)) for n in range(2)]
         for t in threads:
             t.start()
         for t in threads:

@@ -107,7 +107,7 @@ def test_unsatisfiable_accept_is_406(client: Client, accept: str) -> None:
     assert is_json(r)
     body = r.json()
     assert body["status"] == 406 and accept.split(";")[0] in body["message"]
-    assert body["available"] == ["application/json", "application/yaml"]
+    assert body["available"] == ["application/json", "application/yaml", "application/x-ndjson"]
 
 
 @pytest.mark.parametrize("fmt", ["xml", "html", "", "csv", "json5"])

@@ -456,3 +456,163 @@ def test_slow_backend_gives_504(make_client: Any, pool: Any) -> None:
         assert r.status == 504 and "RESTD_QUERY_TIMEOUT" in r.json()["message"]
     finally:
         release.set()
+
+
+# ------------------------------------------------------- pages, caching, ETags and NDJSON
+
+def walk(client: Client, path: str, params: dict[str, Any]) -> tuple[list[str], int]:
+    """Follow Link: rel="next" from the first page to the last; the job ids and page count."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    seen: list[str] = []
+    pages = 0
+    query: dict[str, Any] = dict(params)
+    while True:
+        r = client.get(path, query)
+        assert r.status == 200, r
+        pages += 1
+        seen += jobids(r.json())
+        link = r.headers.get("link")
+        if not link:
+            return seen, pages
+        url = link.split(";")[0].strip("<>")
+        assert unquote(urlsplit(url).path) == path
+        query = dict(parse_qsl(urlsplit(url).query))
+        assert pages < 100
+
+
+def test_walking_the_queue_yields_every_job_once_in_id_order(client: Client) -> None:
+    everything = jobids(client.get("/v1/jobs/DEFAULT").json())
+    for size in (1, 3, 5, 14, 50):
+        seen, pages = walk(client, "/v1/jobs/DEFAULT", {"limit": size})
+        assert seen == everything
+        assert pages == -(-14 // size)  # the last page announces no next one
+
+
+def test_walking_history_yields_every_record_once_newest_first(client: Client) -> None:
+    everything = jobids(client.get("/v1/history/DEFAULT").json())
+    for size in (1, 2, 4, 7, 28, 100):
+        seen, pages = walk(client, "/v1/history/DEFAULT", {"limit": size})
+        assert seen == everything, size
+        assert pages == -(-28 // size)
+
+
+def test_pages_keep_the_constraint_cluster_and_projection(client: Client) -> None:
+    seen, pages = walk(client, "/v1/history/DEFAULT", {"limit": 2, "constraint": 'Owner == "condoruser"',
+                                                       "projection": "Owner"})
+    assert len(seen) == 20 and pages >= 10
+    seen, _ = walk(client, "/v1/jobs/schedd2@vm/6", {"limit": 1})
+    assert seen == ["6.0", "6.1", "6.2"]
+    r = client.get("/v1/jobs/DEFAULT", {"limit": 2, "projection": "Owner"})
+    assert [set(j["classad"]) for j in r.json()] == [{"owner"}, {"owner"}]
+
+
+def test_max_jobs_caps_a_page_and_a_cut_result_says_so(make_client: Any) -> None:
+    client = make_client(max_jobs=4)
+    r = client.get("/v1/jobs/DEFAULT", {"limit": 100})
+    assert len(r.json()) == 4 and "link" in r.headers
+    seen, _ = walk(client, "/v1/jobs/DEFAULT", {"limit": 100})
+    assert len(seen) == 14
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/Owner",
+                 "/v1/grouped_history/DEFAULT/Owner"):
+        r = client.get(path)
+        assert r.headers.get("x-restd-truncated") == "true", path
+    assert "x-restd-truncated" not in client.get("/v1/jobs/DEFAULT/17").headers
+    assert "x-restd-truncated" not in make_client().get("/v1/jobs/DEFAULT").headers
+
+
+def test_history_since_a_job(client: Client) -> None:
+    assert jobids(client.get("/v1/history/DEFAULT", {"since": "13"}).json()) == ["15.1", "15.0"]
+    assert jobids(client.get("/v1/history/DEFAULT", {"since": "13.1"}).json()) == ["15.1", "15.0", "13.3"]
+    seen, _ = walk(client, "/v1/history/DEFAULT", {"since": "13.2", "limit": 1})
+    assert seen == ["15.1", "15.0", "13.3", "13.1"]
+
+
+@pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "-1"}, {"limit": "ten"}, {"cursor": "garbage"},
+                                    {"cursor": "eyJ2IjoxLCJzIjoiaGlzdG9yeSIsInQiOjEsIm4iOjB9"},
+                                    {"since": "13"}, {"since": "x"}])
+def test_bad_page_parameters_are_400(client: Client, params: dict[str, str]) -> None:
+    r = client.get("/v1/jobs/DEFAULT", params)  # the cursor above is a history cursor
+    assert r.status == 400, r
+
+
+def test_bad_since_on_history_is_400(client: Client) -> None:
+    for since in ("ClusterId == 1", "13.x", "1.2.3", ""):
+        assert client.get("/v1/history/DEFAULT", {"since": since}).status == 400
+
+
+def test_ndjson_is_one_job_a_line(client: Client) -> None:
+    import json
+
+    r = client.get("/v1/jobs/DEFAULT", headers={"Accept": "application/x-ndjson"})
+    assert r.status == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    lines = r.text.splitlines()
+    assert [json.loads(line) for line in lines] == client.get("/v1/jobs/DEFAULT").json()
+    r = client.get("/v1/status", {"format": "ndjson", "query": "schedd"})
+    assert len(r.text.splitlines()) == 2
+    assert client.get("/v1/history/DEFAULT", {"format": "ndjson", "limit": 3}).text.count("\n") == 3
+
+
+def test_every_200_has_an_etag_and_if_none_match_gets_304(client: Client) -> None:
+    for path in ("/v1/jobs/DEFAULT", "/v1/jobs/DEFAULT/2/0", "/v1/jobs/DEFAULT/2/0/cmd",
+                 "/v1/grouped_status/MyType", "/v1/config/NUM_CPUS", "/v1/history/DEFAULT"):
+        r = client.get(path)
+        tag = r.headers["etag"]
+        assert tag.startswith('"') and tag.endswith('"')
+        again = client.get(path, headers={"If-None-Match": tag})
+        assert again.status == 304 and again.body == b"" and again.headers["etag"] == tag
+        assert client.get(path, headers={"If-None-Match": '"other"'}).status == 200
+        assert client.get(path, headers={"If-None-Match": f'"x", W/{tag}'}).status == 304
+    assert client.get("/v1/jobs/DEFAULT").headers["etag"] != client.get("/v1/jobs/DEFAULT",
+                                                                          {"format": "yaml"}).headers["etag"]
+
+
+def test_cache_control_follows_the_ttl(make_client: Any) -> None:
+    assert make_client(cache_ttl=5).get("/v1/status").headers["cache-control"] == "max-age=5"
+    assert make_client(cache_ttl=0).get("/v1/status").headers["cache-control"] == "no-cache"
+
+
+class Counting:
+    """The demo pool, counting upstream calls, each held long enough for requests to pile up."""
+
+    def __init__(self, pool: Any, delay: float = 0.0) -> None:
+        self.pool, self.delay, self.calls = pool, delay, 0
+        self.lock = __import__("threading").Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any) -> Any:
+            with self.lock:
+                self.calls += 1
+            __import__("time").sleep(self.delay)
+            return getattr(self.pool, name)(*args)
+        return call
+
+
+def test_64_identical_concurrent_requests_make_one_upstream_query(make_client: Any, pool: Any) -> None:
+    import threading
+
+    backend = Counting(pool, delay=0.3)
+    client = make_client(backend=backend, cache_ttl=0, threads=64)
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(client.get("/v1/jobs/DEFAULT").status))
+               for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert statuses == [200] * 64
+    assert backend.calls == 1
+
+
+def test_answers_are_reused_for_the_ttl(make_client: Any, pool: Any) -> None:
+    backend = Counting(pool)
+    client = make_client(backend=backend, cache_ttl=30)
+    first = client.get("/v1/jobs/DEFAULT").body
+    assert client.get("/v1/jobs/DEFAULT").body == first
+    assert backend.calls == 1
+    client.get("/v1/jobs/DEFAULT", {"projection": "Owner"})
+    assert backend.calls == 2
+    off = make_client(backend=Counting(pool), cache_ttl=0)
+    off.get("/v1/status")
+    off.get("/v1/status")
+    assert off.app.queries.backend.calls == 2  # type: ignore[attr-defined]
