@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Protocol, TypeVar
@@ -240,6 +241,9 @@ class Queries:
         if limit is not None and limit < 1:
             raise BadRequest("limit must be at least 1")
         position = _decode_cursor(cursor, source) if cursor is not None else None
+        if source == "history" and limit is None and position is None and (
+                not self.settings.max_jobs or self.settings.max_jobs > STREAM_ABOVE):
+            return self._history_stream(schedd, query, projection, hidden, since)
         key = ("jobs", source, schedd, tuple(projection or ()), query, limit, cursor, since)
         return self._cached(key, lambda: self._listing(source, schedd, query, projection, hidden,
                                                        limit, position, since))
@@ -260,6 +264,35 @@ class Queries:
         if source == "jobs":
             return self._queue_page(schedd, query, projection, hidden, size, position)
         return self._history_page(schedd, query, projection, hidden, size, position, since)
+
+    def _history_stream(self, schedd: str | None, query: str, projection: list[str] | None,
+                        hidden: frozenset[str], since: str | None) -> Listing:
+        """All of a big history, fetched STREAM_BATCH records at a time and sent as they come,
+        so that memory holds one batch, not the result. A first small query (ids only) finds
+        whether RESTD_MAX_JOBS cuts the result short, and gives the answer its ETag: history
+        records never change once written, so the same ids mean the same answer."""
+        cap = self.settings.max_jobs
+        probe = self._job_ads("history", schedd, query, ["GlobalJobId", HISTORY_ORDER_ATTR],
+                              cap + 1 if cap else 1, since)
+        truncated = bool(cap) and len(probe) > cap
+        fingerprint = hashlib.blake2b(repr((query, projection, sorted(hidden), cap, since)).encode(),
+                                      digest_size=16)
+        for ad in probe[:cap or None]:
+            fingerprint.update(str(condor.value_of(ad, "GlobalJobId")).encode())
+
+        def records() -> Iterator[RawJSON]:
+            position: dict[str, Any] | None = None
+            served = 0
+            while True:
+                batch = STREAM_BATCH if not cap else min(STREAM_BATCH, cap - served)
+                page = self._history_page(schedd, query, projection, hidden, batch, position, since)
+                yield from page.records
+                served += len(page.records)
+                if not page.next_page or (cap and served >= cap):
+                    return
+                position = _decode_cursor(page.next_page["cursor"], "history")
+
+        return Listing(records(), truncated=truncated, stream_tag=f'W/"{fingerprint.hexdigest()}"')
 
     def _queue_page(self, schedd: str | None, query: str, projection: list[str] | None,
                     hidden: frozenset[str], size: int, position: dict[str, Any] | None) -> Listing:
@@ -491,6 +524,8 @@ def _status_sort_key(ad: Ad) -> tuple[str, str]:
     return (str(condor.value_of(ad, "MyType") or ""), str(condor.value_of(ad, "Name") or ""))
 
 
+STREAM_ABOVE = 20_000  # a history request allowed more records than this (RESTD_MAX_JOBS) streams
+STREAM_BATCH = 2_000  # records fetched from the schedd at a time while streaming
 DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
 MAX_PAGE = 100_000
 

@@ -42,10 +42,13 @@ class Listing:
     query parameters (announced in a Link header) if there is one."""
 
     def __init__(self, records: Any, truncated: bool = False,
-                 next_page: Mapping[str, str] | None = None) -> None:
+                 next_page: Mapping[str, str] | None = None, stream_tag: str | None = None) -> None:
         self.records = records
         self.truncated = truncated
         self.next_page = next_page
+        # A streamed listing: `records` is an iterator, produced while the body is sent; its
+        # ETag comes from the daemon (it cannot hash a body it has not produced yet).
+        self.stream_tag = stream_tag
 
 
 class Page:
@@ -205,8 +208,8 @@ def _not_modified(tag: str) -> bool:
     wanted = cherrypy.serving.request.headers.get("If-None-Match")
     if not wanted:
         return False
-    tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}
-    return "*" in tags or tag in tags
+    tags = {t.strip().removeprefix("W/") for t in wanted.split(",")}  # weak comparison
+    return "*" in tags or tag.removeprefix("W/") in tags
 
 
 def _next_link(next_page: Mapping[str, str]) -> str:
@@ -230,11 +233,42 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
             headers["X-Restd-Truncated"] = "true"
         if result.next_page:
             headers["Link"] = _next_link(result.next_page)
+    if isinstance(result, Listing) and result.stream_tag is not None:
+        headers["ETag"] = result.stream_tag
+        if _not_modified(result.stream_tag):
+            return _respond(304, b"", media, headers)
+        _respond(200, b"", media, headers)
+        cherrypy.serving.response.stream = True
+        return _stream(result.records, media)  # type: ignore[return-value]
     body = encode(result, media)
     headers["ETag"] = etag(body)
     if _not_modified(headers["ETag"]):
         return _respond(304, b"", media, headers)
     return _respond(200, body, media, headers)
+
+
+def _stream(records: Iterable[Any], media: str) -> Iterable[bytes]:
+    """A list body sent as its records arrive. A failure half-way can no longer change the
+    status: the body stops short (invalid JSON), and the log says why."""
+    first = True
+    try:
+        for record in records:
+            if media == NDJSON:
+                yield (to_json(record).replace("\n", "") + "\n").encode("utf-8")
+            elif media == YAML:
+                yield yaml.safe_dump([to_python(record)], default_flow_style=False, sort_keys=False,
+                                     allow_unicode=True).encode("utf-8")
+            else:
+                yield (("[\n" if first else ",\n") + to_json(record)).encode("utf-8")
+            first = False
+        if media == JSON:
+            yield b"[]\n" if first else b"\n]\n"
+        elif media == YAML and first:
+            yield b"[]\n"
+    except RestdError as error:
+        log.error("a streamed answer stopped short: %s", error.message)
+    except Exception:
+        log.exception("a streamed answer stopped short")
 
 
 def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],

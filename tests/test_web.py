@@ -616,3 +616,56 @@ def test_answers_are_reused_for_the_ttl(make_client: Any, pool: Any) -> None:
     off.get("/v1/status")
     off.get("/v1/status")
     assert off.app.queries.backend.calls == 2  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------- streaming
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from condor_restd import queries
+
+    monkeypatch.setattr(queries, "STREAM_BATCH", 3)
+    monkeypatch.setattr(queries, "STREAM_ABOVE", 5)
+
+
+def test_big_history_streams_in_batches_with_the_same_answer(make_client: Any, pool: Any,
+                                                             small_batches: None) -> None:
+    import yaml
+
+    expected = make_client().get("/v1/history/DEFAULT").json()
+    backend = Counting(pool)
+    client = make_client(backend=backend, max_jobs=0)
+    r = client.get("/v1/history/DEFAULT")
+    assert r.status == 200 and r.json() == expected
+    assert backend.calls == 1 + 10  # the id probe, then 28 records three at a time
+    assert r.headers["etag"].startswith('W/"')
+    assert client.get("/v1/history/DEFAULT", headers={"If-None-Match": r.headers["etag"]}).status == 304
+    lines = client.get("/v1/history/DEFAULT", {"format": "ndjson"}).text.splitlines()
+    assert len(lines) == 28
+    assert yaml.safe_load(client.get("/v1/history/DEFAULT", {"format": "yaml"}).text) == expected
+    assert client.get("/v1/history/DEFAULT", {"constraint": "false"}).json() == []
+    constrained = client.get("/v1/history/DEFAULT", {"constraint": 'Owner == "bob"', "projection": "Owner"})
+    assert [j["classad"] for j in constrained.json()] == [{"owner": "bob"}] * 4
+
+
+def test_streamed_history_is_still_capped_and_says_so(make_client: Any, small_batches: None) -> None:
+    client = make_client(max_jobs=10)
+    r = client.get("/v1/history/DEFAULT")
+    assert len(r.json()) == 10 and r.headers["x-restd-truncated"] == "true"
+    assert jobids(r.json()) == jobids(make_client().get("/v1/history/DEFAULT").json())[:10]
+
+
+def test_an_upstream_failure_mid_stream_ends_the_body_short(make_client: Any, pool: Any,
+                                                            small_batches: None) -> None:
+    class FailsLater(Counting):
+        def __getattr__(self, name: str) -> Any:
+            def call(*args: Any) -> Any:
+                self.calls += 1
+                if self.calls > 3:
+                    raise Unavailable("the schedd went away")
+                return getattr(self.pool, name)(*args)
+            return call
+
+    client = make_client(backend=FailsLater(pool), max_jobs=0)
+    r = client.get("/v1/history/DEFAULT")
+    assert r.status == 200 and r.text.startswith("[\n") and not r.text.rstrip().endswith("]")
