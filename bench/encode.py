@@ -66,7 +66,7 @@ def original_method(ads: list[Any]) -> str:
 def encode_one(size: int, repeat: int) -> dict[str, Any]:
     ads = realistic_ads(size)
     pool = DemoPool(queues={"vm": ads, "schedd2@vm": []}, histories={"vm": ads, "schedd2@vm": []})
-    app = make_app(Settings(max_jobs=0, query_timeout=600), pool)
+    app = make_app(Settings(max_jobs=0, query_timeout=600, cache_ttl=0), pool)
     client = Client(app)
     for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT"):
         assert client.get(path).status == 200

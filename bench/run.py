@@ -16,6 +16,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import big  # noqa: E402
+import encode  # noqa: E402
 import load  # noqa: E402
 
 
@@ -60,15 +62,57 @@ def main() -> int:
         lines += ["Error samples: " + "; ".join(result["error_samples"]), ""]
 
     print("single-job requests per second ...", file=sys.stderr)
-    single = load.single_job_rps(clients=16, seconds=seconds / 2)
+    rps = load.single_job_rps(clients=16, seconds=seconds / 2)
     lines += ["## `/v1/jobs/DEFAULT/{c}/{p}`: 16 concurrent clients, loopback", "",
               "| requests | errors | req/s | p50 ms | p99 ms |", "| ---: | ---: | ---: | ---: | ---: |",
-              f"| {single['requests']} | {single['errors']} | {single['rps']:.0f} | "
-              f"{single['p50_ms']:.1f} | {single['p99_ms']:.1f} |", ""]
+              f"| {rps['requests']} | {rps['errors']} | {rps['rps']:.0f} | "
+              f"{rps['p50_ms']:.1f} | {rps['p99_ms']:.1f} |", ""]
+
+    sizes = (2_000, 10_000) if args.quick else (10_000, 100_000)
+    print(f"encoding {sizes} ...", file=sys.stderr)
+    lines += ["## ClassAd → JSON: `/v1/jobs` and `/v1/history` end to end, in process", "",
+              "Best of 3. *Floor*: `printJson()` on the same ads and nothing else. *Original*: the "
+              "original daemon's method (printJson, `json.loads`, lowercase recursively, `json.dumps`).", "",
+              "| ads | floor s | /v1/jobs s | /v1/history s | jobs ÷ floor | history ÷ floor | original s | original ÷ jobs |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in encode.encode_bench(sizes, 3):
+        lines.append(f"| {row['ads']} | {row['floor_s']:.3f} | {row['jobs_s']:.3f} | {row['history_s']:.3f} | "
+                     f"{row['jobs_s'] / row['floor_s']:.2f} | {row['history_s'] / row['floor_s']:.2f} | "
+                     f"{row['original_s']:.3f} | {row['original_s'] / row['jobs_s']:.2f} |")
+    lines.append("")
+
+    count = 20_000 if args.quick else 100_000
+    print(f"memory and first byte on a {count}-record history ...", file=sys.stderr)
+    memory = big.memory_bench(count)
+    single, stream = memory["single-call"], memory["daemon-stream"]
+    lines += [f"## Peak memory and first byte: a {count}-record history (RESTD_MAX_JOBS = 0)", "",
+              "Each in a fresh process; growth is the peak RSS above the RSS before the request. The "
+              "stand-in schedd hands out freshly parsed ads per query, as the bindings do.", "",
+              "| what | peak RSS growth MiB | first byte s | total s |", "| --- | ---: | ---: | ---: |",
+              f"| one `history()` call for everything | {single['growth_kib'] / 1024:.0f} | "
+              f"{single['first_s']:.2f} (when the list returns) | {single['total_s']:.2f} |",
+              f"| `/v1/history/DEFAULT`, streamed | {stream['growth_kib'] / 1024:.0f} | "
+              f"{stream['first_s']:.2f} | {stream['total_s']:.2f} |",
+              "", f"Streamed growth is {100 * stream['growth_kib'] / single['growth_kib']:.1f}% of the single call's.", ""]
+
+    print("single flight ...", file=sys.stderr)
+    flight = big.single_flight_bench(64)
+    lines += ["## 64 identical concurrent requests", "",
+              "| clients | 200s | upstream queries |", "| ---: | ---: | ---: |",
+              f"| {flight['clients']} | {flight['ok']} | {flight['upstream_queries']} |", ""]
+
+    depth_count = 20_000 if args.quick else 100_000
+    depths = (0, 10_000, depth_count - 100)
+    print("history page cost by depth ...", file=sys.stderr)
+    lines += [f"## One 100-record history page by depth ({depth_count} records, schedd query fallback)", "",
+              "| depth | seconds |", "| ---: | ---: |"]
+    for row in big.page_depth_bench(depth_count, depths):
+        lines.append(f"| {row['depth']} | {row['seconds']:.3f} |")
+    lines.append("")
 
     (HERE / "results.md").write_text("\n".join(lines))
     print("\n".join(lines))
-    ok = result["errors"] == 0 and single["errors"] == 0 and result["alive_after"]
+    ok = result["errors"] == 0 and rps["errors"] == 0 and result["alive_after"]
     return 0 if ok else 1
 
 

@@ -1,0 +1,189 @@
+"""Big pools: memory and first byte on a 100k-record history, page cost by depth, single flight.
+
+The backend here stands in for a schedd across the wire: it keeps every record as text and
+hands out freshly parsed ClassAds for each query, as the bindings do, so a query that returns
+everything costs memory the way `Schedd.history()` does.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import re
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from condor_restd import condor  # noqa: E402
+from condor_restd.demo import DATA  # noqa: E402
+from condor_restd.settings import Settings  # noqa: E402
+from condor_restd.web import make_app  # noqa: E402
+from tests.conftest import Client  # noqa: E402
+
+NOW = 1_800_000_000
+
+
+def history_texts(count: int) -> list[str]:
+    """`count` history records, newest first, in the long format, with their own ids and an
+    EnteredCurrentStatus that never increases (three jobs leave the queue each second)."""
+    templates = [block for name in ("history-default.ads", "history-schedd2.ads")
+                 for block in (DATA / name).read_text().split("\n\n") if block.strip()]
+    texts = []
+    for n in range(count):
+        cluster, proc = 500_000 - n // 10, n % 10
+        block = templates[n % len(templates)]
+        for attr, value in (("ClusterId", cluster), ("ProcId", proc),
+                            ("EnteredCurrentStatus", NOW - n // 3)):
+            block = re.sub(rf"(?m)^{attr} = .*$", f"{attr} = {value}", block)
+        block = re.sub(r'(?m)^GlobalJobId = "([^#]*)#[^#]*#', rf'GlobalJobId = "\1#{cluster}.{proc}#', block)
+        texts.append(block)
+    return texts
+
+
+class WireSchedd:
+    """A schedd over the wire: constraints evaluated on its own ads, answers parsed afresh."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = list(texts)
+        self.ads = [ad for text in self.texts for ad in condor.parse_ads(text)]
+        self.calls = 0
+
+    def _fresh(self, indices: list[int], projection: Sequence[str]) -> list[Any]:
+        ads = [ad for i in indices for ad in condor.parse_ads(self.texts[i])]
+        return [condor.project(ad, projection) for ad in ads] if projection else ads
+
+    def history(self, schedd: str | None, constraint: str, projection: Sequence[str], limit: int,
+                since: str | None = None) -> list[Any]:
+        self.calls += 1
+        expr = condor.check_expression(constraint or "true")
+        everything = constraint.strip().lower() in ("", "true")
+        picked: list[int] = []
+        for i, ad in enumerate(self.ads):  # newest first, as a schedd reads its history file
+            if everything or condor.matches(expr, ad):
+                picked.append(i)
+                if 0 < limit <= len(picked):
+                    break
+        return self._fresh(picked, projection)
+
+    def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str],
+             limit: int) -> list[Any]:
+        return self.history(schedd, constraint, projection, limit)
+
+
+def _rss_kib(field: str = "VmRSS") -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM back to the current RSS
+
+
+def _memory_child(mode: str, count: int, out: Any) -> None:
+    schedd = WireSchedd(history_texts(count))
+    app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), schedd)
+    import gc
+    gc.collect()
+    _reset_peak()
+    base = _rss_kib()
+    started = time.perf_counter()
+    first = None
+    size = 0
+    if mode == "single-call":
+        ads = schedd.history(None, "true", [], -1)
+        first = time.perf_counter() - started
+        size = len(ads)
+    else:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/history/DEFAULT", "QUERY_STRING": "",
+                   "SERVER_NAME": "localhost", "SERVER_PORT": "9680", "SERVER_PROTOCOL": "HTTP/1.1",
+                   "HTTP_HOST": "localhost", "wsgi.input": __import__("io").BytesIO(b""),
+                   "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
+                   "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False}
+        body = app(environ, lambda status, headers, exc=None: None)
+        for chunk in body:
+            if first is None:
+                first = time.perf_counter() - started
+            size += len(chunk)
+        getattr(body, "close", lambda: None)()
+    total = time.perf_counter() - started
+    out.put({"mode": mode, "growth_kib": _rss_kib("VmHWM") - base, "first_s": first, "total_s": total,
+             "size": size})
+    app.queries.close()
+
+
+def memory_bench(count: int = 100_000) -> dict[str, dict[str, Any]]:
+    """Peak RSS growth and time to first byte: one bindings call vs the daemon streaming."""
+    results = {}
+    for mode in ("single-call", "daemon-stream"):
+        queue: Any = multiprocessing.get_context("fork").Queue()
+        child = multiprocessing.get_context("fork").Process(target=_memory_child, args=(mode, count, queue))
+        child.start()
+        results[mode] = queue.get(timeout=3600)
+        child.join(60)
+    return results
+
+
+def page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_000, 100_000 - 100),
+                     size: int = 100) -> list[dict[str, Any]]:
+    """The cost of one 100-record history page at several depths, cursor from the page before."""
+    schedd = WireSchedd(history_texts(count))
+    client = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), schedd))
+    rows = []
+    for depth in depths:
+        # the cursor a client holds after reading `depth` records
+        cursor = None
+        if depth:
+            stamp = NOW - (depth - 1) // 3
+            served = (depth - 1) % 3 + 1
+            data = json.dumps({"v": 1, "s": "history", "t": stamp, "n": served}, separators=(",", ":"))
+            cursor = __import__("base64").urlsafe_b64encode(data.encode()).decode().rstrip("=")
+        params = {"limit": size, **({"cursor": cursor} if cursor else {})}
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            r = client.get("/v1/history/DEFAULT", params)
+            best = min(best, time.perf_counter() - started)
+        ids = [j["jobid"] for j in r.json()]
+        expected_first = f"{500_000 - depth // 10}.{depth % 10}"
+        assert ids[0] == expected_first, (depth, ids[:2], expected_first)
+        rows.append({"depth": depth, "seconds": best, "records": len(ids)})
+    client.app.queries.close()  # type: ignore[attr-defined]
+    return rows
+
+
+def single_flight_bench(clients: int = 64) -> dict[str, Any]:
+    """64 identical concurrent requests: how many upstream queries reach the schedd."""
+    schedd = WireSchedd(history_texts(2_000))
+    slow = threading.Event()
+
+    class Slow(WireSchedd):
+        def history(self, *args: Any, **kwargs: Any) -> list[Any]:
+            slow.wait(0.5)
+            return super().history(*args, **kwargs)
+
+    slow_schedd = Slow.__new__(Slow)
+    slow_schedd.__dict__.update(schedd.__dict__)
+    client = Client(make_app(Settings(max_jobs=5_000, cache_ttl=0, query_timeout=60), slow_schedd))
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(
+        client.get("/v1/history/DEFAULT", {"constraint": 'Owner == "bob"'}).status)) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    client.app.queries.close()  # type: ignore[attr-defined]
+    return {"clients": clients, "ok": statuses.count(200), "upstream_queries": slow_schedd.calls}
+
+
+if __name__ == "__main__":
+    print(single_flight_bench())
+    print(page_depth_bench(20_000, (0, 10_000, 19_900)))
+    print(memory_bench(20_000))
