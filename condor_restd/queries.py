@@ -283,14 +283,16 @@ class Queries:
         def records() -> Iterator[RawJSON]:
             position: dict[str, Any] | None = None
             served = 0
+            batch = STREAM_FIRST_BATCH  # small, for a quick first byte; then larger
             while True:
-                batch = STREAM_BATCH if not cap else min(STREAM_BATCH, cap - served)
+                batch = min(batch, cap - served) if cap else batch
                 page = self._history_page(schedd, query, projection, hidden, batch, position, since)
                 yield from page.records
                 served += len(page.records)
                 if not page.next_page or (cap and served >= cap):
                     return
                 position = _decode_cursor(page.next_page["cursor"], "history")
+                batch = min(2 * batch, STREAM_BATCH)
 
         return Listing(records(), truncated=truncated, stream_tag=f'W/"{fingerprint.hexdigest()}"')
 
@@ -525,7 +527,8 @@ def _status_sort_key(ad: Ad) -> tuple[str, str]:
 
 
 STREAM_ABOVE = 20_000  # a history request allowed more records than this (RESTD_MAX_JOBS) streams
-STREAM_BATCH = 2_000  # records fetched from the schedd at a time while streaming
+STREAM_FIRST_BATCH = 1_000  # records in the first batch of a stream (the first bytes come quickly)
+STREAM_BATCH = 5_000  # the most records fetched from the schedd at a time while streaming
 DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
 MAX_PAGE = 100_000
 

@@ -624,6 +624,7 @@ def test_answers_are_reused_for_the_ttl(make_client: Any, pool: Any) -> None:
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     from condor_restd import queries
 
+    monkeypatch.setattr(queries, "STREAM_FIRST_BATCH", 2)
     monkeypatch.setattr(queries, "STREAM_BATCH", 3)
     monkeypatch.setattr(queries, "STREAM_ABOVE", 5)
 
@@ -637,7 +638,7 @@ def test_big_history_streams_in_batches_with_the_same_answer(make_client: Any, p
     client = make_client(backend=backend, max_jobs=0)
     r = client.get("/v1/history/DEFAULT")
     assert r.status == 200 and r.json() == expected
-    assert backend.calls == 1 + 10  # the id probe, then 28 records three at a time
+    assert backend.calls == 1 + 10  # the id probe, then 28 records: 2, then three at a time
     assert r.headers["etag"].startswith('W/"')
     assert client.get("/v1/history/DEFAULT", headers={"If-None-Match": r.headers["etag"]}).status == 304
     lines = client.get("/v1/history/DEFAULT", {"format": "ndjson"}).text.splitlines()
