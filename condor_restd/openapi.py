@@ -12,6 +12,7 @@ Schema = dict[str, Any]
 
 JSON = "application/json"
 YAML = "application/yaml"
+NDJSON = "application/x-ndjson"
 HTML = "text/html"
 TEXT = "text/plain"
 FAVICON = "image/svg+xml"
@@ -23,6 +24,9 @@ CONFIG_PATTERN = "^[A-Za-z_][A-Za-z0-9_.]*$"
 PATH_TEXT = "^[^\\x00-\\x1f\\x7f]*$"
 QUERY_TEXT = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"
 MAX_SEGMENT = 1024  # a longer path segment gets a 414
+MAX_ID = 9999999999  # ids and limit: at most ten digits
+JOB_ID_PATTERN = "^[0-9]{1,10}(\\.[0-9]{1,10})?$"
+CURSOR_PATTERN = "^[A-Za-z0-9_-]+$"  # what the daemon gives out: unpadded base64url
 
 DESCRIPTION = """\
 A read-only REST API over an HTCondor pool: the job queues and histories of its schedds,
@@ -32,11 +36,35 @@ Every endpoint answers GET and HEAD; OPTIONS answers CORS preflight requests wit
 body. Any other method is answered 405, with an `Allow` header.
 
 Results are JSON by default. Send `Accept: application/yaml`, or add `?format=yaml`, for YAML
-(`format` wins over `Accept`). An `Accept` header the endpoint cannot satisfy gets 406.
+(`format` wins over `Accept`). The job and history URLs and `/v1/status` also answer in NDJSON,
+one JSON value a line (each job or ad of a list on its own line), for
+`Accept: application/x-ndjson` (or `application/ndjson`, `application/jsonl`) or
+`?format=ndjson`. An `Accept` header or a `format` the endpoint cannot answer in gets 406, and
+the 406 body lists the `available` types.
 
 ClassAd attribute names are lowercased in every output key; attribute names in paths,
 `projection` and `groupby` are case-insensitive. Values use HTCondor's JSON encoding of
 ClassAds: an unevaluated expression is the string `"/Expr(<expression>)/"`.
+
+Pages: the list URLs of jobs and history take `limit`, a page size, and `cursor`. Queue pages
+are in job-id order, history pages newest first. While more records follow, the answer carries
+`Link: <url>; rel="next"`: request that URL as it is, and stop at the first answer without a
+`Link`. Without `limit` and `cursor`, a list is the whole result up to RESTD_MAX_JOBS jobs; an
+answer that limit cut short says so with `X-Restd-Truncated: true` (the grouped URLs too).
+
+Caching: every 200 in JSON, YAML or NDJSON has an `ETag`, a `Cache-Control` header
+(`max-age=` the daemon's RESTD_CACHE_TTL, or `no-cache` when that is 0; preceded by `private,`
+when tokens are on) and `Vary`. A request whose `If-None-Match` names the current ETag gets 304
+Not Modified, with no body.
+
+Authentication: by default every URL is open to whoever can connect. A site that sets
+RESTD_AUTHENTICATION = TOKEN makes every pool endpoint require a bearer JWT from one of its
+trusted issuers (`Authorization: Bearer <token>`, the `bearerAuth` scheme); hence the security
+of those operations reads "none, or bearerAuth". With tokens on, a missing or unacceptable token
+gets 401 with a `WWW-Authenticate: Bearer ...` challenge, a user who may not see the answer
+gets 403 (the configuration is for RESTD_ADMIN_USERS only), and a token whose issuer does not
+hand out its signing keys gets 503. The probes, `/metrics`, `/`, `/favicon.ico`, `/v1` and this
+document never need a token. A token in the URL (`access_token=`) is refused with 400.
 
 Every error has the same body, in the negotiated format (JSON when that is not JSON or YAML):
 `{"message": "<a sentence>", "status": <code>}`, sometimes with more keys. A query parameter
@@ -144,10 +172,12 @@ PARAMETERS: dict[str, Schema] = {
                                         "pattern": PATH_TEXT},
                      "A schedd's Name as the collector knows it, or DEFAULT for the local "
                      "schedd. An unknown schedd is a 404.", "DEFAULT"),
-    "clusterid": _param("clusterid", "path", {"type": "integer", "minimum": 0,
-                                              "maximum": 9999999999},
+    "clusterid": _param("clusterid", "path", {"type": "integer", "minimum": 0, "maximum": MAX_ID},
                         "A cluster id (digits only).", 2),
-    "procid": _param("procid", "path", {"type": "integer", "minimum": 0, "maximum": 9999999999},
+    "history_clusterid": _param("clusterid", "path", {"type": "integer", "minimum": 0,
+                                                      "maximum": MAX_ID},
+                                "A cluster id (digits only).", 13),
+    "procid": _param("procid", "path", {"type": "integer", "minimum": 0, "maximum": MAX_ID},
                      "A proc id within the cluster (digits only).", 0),
     "attribute": _param("attribute", "path", {"type": "string", "pattern": ATTRIBUTE_PATTERN},
                         "A job attribute name, case-insensitive.", "Cmd"),
@@ -171,8 +201,29 @@ PARAMETERS: dict[str, Schema] = {
     "daemon": _param("daemon", "query", {"type": "string", "enum": DAEMONS},
                      "Ask this running daemon for its configuration, instead of reading the "
                      "local configuration.", "master"),
+    "limit": _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                    "Answer in pages of at most this many jobs; a `Link` header leads to the next "
+                    "page while there is one. RESTD_MAX_JOBS caps the page size (100000 when it "
+                    "is 0). Without `limit` and `cursor`, the whole list comes in one answer, up "
+                    "to RESTD_MAX_JOBS jobs.", 100),
+    "cursor": _param("cursor", "query", {"type": "string", "pattern": CURSOR_PATTERN},
+                     "Where a page starts. Opaque: take it, with the rest of the URL, from the "
+                     "previous page's `Link: <url>; rel=\"next\"` header. One this daemon did not "
+                     "give out for this kind of list (queue or history) is a 400.",
+                     "eyJ2IjoxLCJzIjoiam9icyIsImFmdGVyIjpbMiwxXX0"),
+    "since": _param("since", "query", {"type": "string", "pattern": JOB_ID_PATTERN},
+                    "Only the records newer than this job, a job id `cluster` or `cluster.proc`: "
+                    "history is read newest first and stops at that job, which is left out. "
+                    "Anything else is a 400.", "13.1"),
+    "if_none_match": _param("If-None-Match", "header", {"type": "string"},
+                            "ETags of answers the client holds (or `*`): when the current answer "
+                            "has one of them, it is a 304 with no body.",
+                            '"5a1f0c3e9b7d24e6a8c1f0b3d2e4a6c8"'),
     "format": _param("format", "query", {"type": "string", "enum": ["json", "yaml"]},
                      "The response format; overrides the Accept header.", "yaml"),
+    "format_list": _param("format", "query", {"type": "string", "enum": ["json", "yaml", "ndjson"]},
+                          "The response format; overrides the Accept header. `ndjson` writes one "
+                          "JSON value a line.", "ndjson"),
     "format_root": _param("format", "query", {"type": "string", "enum": ["json", "yaml", "html"]},
                           "The response format; overrides the Accept header.", "json"),
     "format_yaml": _param("format", "query", {"type": "string", "enum": ["yaml"]},
@@ -200,29 +251,112 @@ def _error(description: str, *, headers: dict[str, Schema] | None = None,
     return response
 
 
+def _header(description: str, schema: Schema, example: str | None = None,
+            required: bool = True) -> Schema:
+    header: Schema = {"description": description, "required": required, "schema": schema}
+    if example is not None:
+        header["example"] = example
+    return header
+
+
 RETRY_AFTER = {"description": "Seconds to wait before trying again.", "required": True,
                "schema": {"type": "integer", "minimum": 0}}
 ALLOW = {"description": "The methods this API answers.", "required": True,
          "schema": {"type": "string"}, "example": "GET, HEAD, OPTIONS"}
 
+HEADERS: dict[str, Schema] = {
+    "ETag": _header("A strong validator of this answer's body (in its format); send it back in "
+                    "`If-None-Match` to get a 304 while the answer is unchanged.",
+                    {"type": "string", "pattern": '^"[0-9a-f]{32}"$'},
+                    '"5a1f0c3e9b7d24e6a8c1f0b3d2e4a6c8"'),
+    "HtmlETag": _header("As for JSON and YAML; the HTML page has none.",
+                        {"type": "string", "pattern": '^"[0-9a-f]{32}"$'}, required=False),
+    "CacheControl": _header("`max-age=` RESTD_CACHE_TTL seconds, as long as the daemon itself "
+                            "reuses the answer, or `no-cache` when that is 0. With tokens on, "
+                            "`private, ` comes first: shared caches must not keep it. The health "
+                            "probes /healthz and /readyz say `no-store`.",
+                            {"type": "string",
+                             "pattern": "^(private, )?(max-age=[0-9]+|no-cache|no-store)$"},
+                            "max-age=2"),
+    "HtmlCacheControl": _header("As for JSON and YAML; the HTML page has none.",
+                                {"type": "string",
+                                 "pattern": "^(private, )?(max-age=[0-9]+|no-cache)$"},
+                                required=False),
+    "IconCacheControl": _header("The icon may be kept for a day.", {"type": "string"},
+                                "public, max-age=86400"),
+    "Vary": _header("The request headers the answer depends on (and `Origin` when "
+                    "RESTD_CORS_ORIGINS lists origins).", {"type": "string"},
+                    "Accept, Authorization"),
+    "HtmlVary": _header("As for JSON and YAML; the HTML page has none (but `Origin` when "
+                        "RESTD_CORS_ORIGINS lists origins).", {"type": "string"}, required=False),
+    "Link": _header("Only while more records follow: the URL of the next page, this URL with "
+                    "`cursor` and `limit` set (RFC 8288).",
+                    {"type": "string", "pattern": '^<[^>]+>; rel="next"$'},
+                    '</v1/jobs/DEFAULT?cursor=eyJ2IjoxLCJzIjoiam9icyIsImFmdGVyIjpbMiwxXX0&limit=2>; '
+                    'rel="next"', required=False),
+    "Truncated": _header("Only when RESTD_MAX_JOBS cut the answer short, and no next page can "
+                         "be offered: `true`. Narrow the constraint, or ask for pages.",
+                         {"type": "string", "enum": ["true"]}, "true", required=False),
+    "WWWAuthenticate": _header("The bearer challenge (RFC 6750): `Bearer realm=\"condor_restd\"`, "
+                               "with `error=\"invalid_token\"` and an `error_description` when "
+                               "a token was sent but cannot be accepted.",
+                               {"type": "string", "pattern": '^Bearer realm="[^"]*"'},
+                               'Bearer realm="condor_restd", error="invalid_token", '
+                               'error_description="the token has expired"'),
+    "RetryAfter": RETRY_AFTER,
+    "Allow": ALLOW,
+}
+CACHED_HEADERS = {"ETag": "ETag", "Cache-Control": "CacheControl", "Vary": "Vary"}
+HTML_CACHED_HEADERS = {"ETag": "HtmlETag", "Cache-Control": "HtmlCacheControl", "Vary": "HtmlVary"}
+LIST_HEADERS = {"Link": "Link", "X-Restd-Truncated": "Truncated"}
+GROUP_HEADERS = {"X-Restd-Truncated": "Truncated"}
+
+
+def _headers(names: dict[str, str]) -> dict[str, Schema]:
+    """Response headers: {header name: name in components/headers} -> references."""
+    return {name: _ref("headers", ref) for name, ref in names.items()}
+
+
+def _not_modified(headers: dict[str, str]) -> Schema:
+    """A 304 has no body, but the headers its 200 would have had."""
+    return {"description": "The answer has not changed since the ETag the client sent in "
+                           "`If-None-Match`: no body, the headers of the 200.",
+            "headers": _headers(headers)}
+
+
 RESPONSES: dict[str, Schema] = {
     "BadRequest": _error("A malformed constraint, a bad attribute name, query or daemon, a "
-                         "non-integer id, an unknown or repeated query parameter, or a URL with "
-                         "control characters or invalid UTF-8."),
+                         "non-integer id, a bad `limit`, `cursor` or `since`, an unknown or "
+                         "repeated query parameter, a URL with control characters or invalid "
+                         "UTF-8, or (when tokens are on) a token in the URL (`access_token`)."),
     "NotFound": _error("No such schedd, job, attribute, configuration knob or URL."),
     "MethodNotAllowed": _error("A method other than GET, HEAD or OPTIONS; the API is read-only.",
-                               headers={"Allow": ALLOW}),
+                               headers={"Allow": _ref("headers", "Allow")}),
     "NotAcceptable": _error("Neither the Accept header nor `format` names a type this endpoint "
                             "can answer in. The body is always JSON and lists the `available` "
                             "types.", media=(JSON,)),
     "URITooLong": _error("The URL, or one of its path segments, is too long."),
     "Unavailable": _error("The collector or a schedd cannot be reached or failed, or every "
-                          "query worker is busy.", headers={"Retry-After": RETRY_AFTER}),
+                          "query worker is busy; or, when tokens are on, the token's issuer does "
+                          "not hand out its signing keys, so the token cannot be checked now.",
+                          headers={"Retry-After": _ref("headers", "RetryAfter")}),
     "Timeout": _error("A pool query took longer than the daemon's timeout (RESTD_QUERY_TIMEOUT)."),
     "NotReady": _error("The collector or the default schedd is not reachable; `checks` says which.",
-                       headers={"Retry-After": RETRY_AFTER}, schema="NotReady"),
+                       headers={"Retry-After": _ref("headers", "RetryAfter")}, schema="NotReady"),
+    "Unauthorized": _error("Only when the site turned tokens on (RESTD_AUTHENTICATION = "
+                           "TOKEN): no bearer token, another scheme than Bearer, or a token "
+                           "that cannot be accepted (malformed, forged, expired, not valid yet, "
+                           "for another audience, from an issuer not trusted here). "
+                           "`WWW-Authenticate` says which.",
+                           headers={"WWW-Authenticate": _ref("headers", "WWWAuthenticate")}),
+    "Forbidden": _error("Only when the site turned tokens on: the token is valid, but its user "
+                        "maps to no HTCondor user, or may not see this answer (the "
+                        "configuration is for RESTD_ADMIN_USERS only)."),
+    "NotModified": _not_modified(CACHED_HEADERS),
+    "NotModifiedPage": _not_modified({**CACHED_HEADERS, **LIST_HEADERS}),
+    "NotModifiedGroups": _not_modified({**CACHED_HEADERS, **GROUP_HEADERS}),
     "Preflight": {"description": "A CORS preflight answer: no body.",
-                  "headers": {"Allow": ALLOW,
+                  "headers": {"Allow": _ref("headers", "Allow"),
                               "Access-Control-Allow-Methods": {"schema": {"type": "string"}},
                               "Access-Control-Allow-Headers": {"schema": {"type": "string"}},
                               "Access-Control-Max-Age": {"schema": {"type": "integer"}}}},
@@ -230,6 +364,18 @@ RESPONSES: dict[str, Schema] = {
 
 CLIENT_ERRORS = {"400": "BadRequest", "406": "NotAcceptable", "414": "URITooLong"}
 POOL_ERRORS = {**CLIENT_ERRORS, "404": "NotFound", "503": "Unavailable", "504": "Timeout"}
+AUTH_ERRORS = {"401": "Unauthorized", "403": "Forbidden"}
+# A bearer token is optional (the default is open) or required (RESTD_AUTHENTICATION = TOKEN):
+# the pool endpoints declare both. The open paths, and every preflight, declare none.
+OPTIONAL_BEARER: list[Schema] = [{}, {"bearerAuth": []}]
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                   "description": "A signed JWT from one of the issuers in RESTD_TOKEN_ISSUERS, "
+                                  "as `Authorization: Bearer <token>`. Needed only where the site "
+                                  "sets RESTD_AUTHENTICATION = TOKEN; otherwise ignored. See the "
+                                  "security guide (docs/security.md) for the checks and who sees "
+                                  "what."},
+}
 
 # ---------------------------------------------------------------------------- operations
 
@@ -239,20 +385,42 @@ def _params(*names: str) -> list[Schema]:
 
 
 def _operation(operation_id: str, tag: str, summary: str, description: str, params: list[Schema],
-               ok: Schema, errors: dict[str, str]) -> Schema:
+               ok: Schema, errors: dict[str, str], *, protected: bool = True,
+               cached: dict[str, str] | None = CACHED_HEADERS,
+               headers: dict[str, str] | None = None, not_modified: str = "NotModified") -> Schema:
+    """One GET. `protected`: a pool endpoint, behind a bearer token when tokens are on.
+    `cached`: the 200 carries these validator and caching headers (`headers` too), and
+    If-None-Match gets the 304 `not_modified`, which carries the same headers."""
+    named = {**(cached or {}), **(headers or {})}
+    if named:
+        ok = {**ok, "headers": _headers(named)}
     responses: Schema = {"200": ok}
-    for code, name in sorted(errors.items()):
+    if cached:
+        params = [*params, _ref("parameters", "if_none_match")]
+        responses["304"] = _ref("responses", not_modified)
+    codes = {**errors, **(AUTH_ERRORS if protected else {})}
+    for code, name in sorted(codes.items()):
         responses[code] = _ref("responses", name)
     return {"operationId": operation_id, "tags": [tag], "summary": summary,
-            "description": description, "parameters": params, "responses": responses}
+            "description": description, "parameters": params, "responses": responses,
+            "security": copy.deepcopy(OPTIONAL_BEARER) if protected else []}
 
 
-def _data(description: str, schema: str) -> Schema:
-    return {"description": description, "content": _content(_ref("schemas", schema), JSON, YAML)}
+def _data(description: str, schema: str, *media: str) -> Schema:
+    return {"description": description,
+            "content": _content(_ref("schemas", schema), *(media or (JSON, YAML)))}
+
+
+def _listed(description: str, schema: str, lines: str) -> Schema:
+    """A 200 in JSON, YAML or NDJSON (one JSON text a line)."""
+    ok = _data(description, schema)
+    ok["content"][NDJSON] = {"schema": {"type": "string", "description": f"NDJSON: {lines}."}}
+    return ok
 
 
 def _preflight(path: str, params: list[Schema]) -> Schema:
-    """OPTIONS: answered before the handler runs, so path segments are not checked."""
+    """OPTIONS: answered before the handler runs, so path segments are not checked, and no
+    token is asked for (browsers send none with a preflight)."""
     loose = [{"name": p["name"], "in": "path", "required": True,
               "schema": {"type": "string", "minLength": 1, "maxLength": MAX_SEGMENT,
                          "pattern": PATH_TEXT}}
@@ -264,39 +432,54 @@ def _preflight(path: str, params: list[Schema]) -> Schema:
             "responses": {"204": _ref("responses", "Preflight"),
                           "400": _ref("responses", "BadRequest"),
                           "406": _ref("responses", "NotAcceptable"),
-                          "414": _ref("responses", "URITooLong")}}
+                          "414": _ref("responses", "URITooLong")},
+            "security": []}
 
 
 def _job_paths(source: str) -> dict[str, Schema]:
-    what = "in-queue jobs" if source == "jobs" else "jobs that left the queue, newest first"
-    title, job = source.title(), ("Job" if source == "jobs" else "HistoryJob")
+    history = source == "history"
+    what = "jobs that left the queue, newest first" if history else "in-queue jobs"
+    title, job = source.title(), ("HistoryJob" if history else "Job")
     base = f"/v1/{source}/{{schedd}}"
-    both = ("projection", "constraint", "format")
+    cluster = PARAMETERS["history_clusterid" if history else "clusterid"]
+    listing = ("projection", "constraint", "limit", "cursor", *(("since",) if history else ()),
+               "format_list")
+    everything = ("The jobs that left one schedd's queue, newest first." if history else
+                  "The jobs in one schedd's queue, in job-id order.")
+    pages = (" With `limit` or `cursor`, one page of them, with a `Link` header to the next "
+             "page while there is one. Without, all of them up to RESTD_MAX_JOBS "
+             "(`X-Restd-Truncated` says when there were more).")
+    pages += " `since` keeps only the records newer than a given job." if history else ""
+    one_job = "the job on one line"
+    jobs = "the jobs, one a line"
     return {
         base: _operation(
             f"list{title}", source, f"List {what}",
-            f"The {what} of one schedd.",
-            [PARAMETERS["schedd"], *_params(*both)],
-            _data("A list of jobs.", "JobList"), POOL_ERRORS),
+            everything + pages,
+            [PARAMETERS["schedd"], *_params(*listing)],
+            _listed("A list of jobs.", "JobList", jobs), POOL_ERRORS,
+            headers=LIST_HEADERS, not_modified="NotModifiedPage"),
         f"{base}/{{clusterid}}": _operation(
             f"list{title}InCluster", source, f"List {what} of one cluster",
-            "The jobs of one cluster; an empty list when there are none.",
-            [PARAMETERS["schedd"], PARAMETERS["clusterid"], *_params(*both)],
-            _data("A list of jobs.", "JobList"), POOL_ERRORS),
+            "The jobs of one cluster; an empty list when there are none." + pages,
+            [PARAMETERS["schedd"], cluster, *_params(*listing)],
+            _listed("A list of jobs.", "JobList", jobs), POOL_ERRORS,
+            headers=LIST_HEADERS, not_modified="NotModifiedPage"),
         f"{base}/{{clusterid}}/{{procid}}": _operation(
             f"get{job}", source, "One job",
             "One job; a 404 when there is no such job.",
-            [PARAMETERS["schedd"], PARAMETERS["clusterid"], PARAMETERS["procid"],
-             *_params("projection", "format")],
-            _data("The job.", "Job"), POOL_ERRORS),
+            [PARAMETERS["schedd"], cluster, PARAMETERS["procid"],
+             *_params("projection", "format_list")],
+            _listed("The job.", "Job", one_job), POOL_ERRORS),
         f"{base}/{{clusterid}}/{{procid}}/{{attribute}}": _operation(
             f"get{job}Attribute", source,
             "One attribute of one job",
             "The value of one job attribute; a 404 when there is no such job or the attribute "
             "is undefined. A hidden attribute (RESTD_HIDE_JOB_ATTRS) is \"<REDACTED>\".",
-            [PARAMETERS["schedd"], PARAMETERS["clusterid"], PARAMETERS["procid"],
-             PARAMETERS["attribute"], *_params("format")],
-            _data("The attribute's value.", "AttributeValue"), POOL_ERRORS),
+            [PARAMETERS["schedd"], cluster, PARAMETERS["procid"],
+             PARAMETERS["attribute"], *_params("format_list")],
+            _listed("The attribute's value.", "AttributeValue", "the value on one line"),
+            POOL_ERRORS),
     }
 
 
@@ -304,113 +487,123 @@ def _grouped_job_paths(source: str) -> dict[str, Schema]:
     what = "in-queue jobs" if source == "jobs" else "jobs that left the queue"
     title = source.title()
     base = f"/v1/grouped_{source}/{{schedd}}/{{groupby}}"
+    cluster = PARAMETERS["history_clusterid" if source == "history" else "clusterid"]
     both = ("projection", "constraint", "format")
     return {
         base: _operation(
             f"group{title}", source, f"Group {what} by an attribute",
             f"The {what} of one schedd, grouped by their value of `groupby`. With `projection`, "
-            "the groupby attribute is kept in each classad.",
+            "the groupby attribute is kept in each classad. At most RESTD_MAX_JOBS jobs are "
+            "grouped (`X-Restd-Truncated` says when there were more).",
             [PARAMETERS["schedd"], PARAMETERS["groupby"], *_params(*both)],
-            _data("Jobs by group.", "JobGroups"), POOL_ERRORS),
+            _data("Jobs by group.", "JobGroups"), POOL_ERRORS,
+            headers=GROUP_HEADERS, not_modified="NotModifiedGroups"),
         f"{base}/{{clusterid}}": _operation(
             f"group{title}InCluster", source, f"Group {what} of one cluster by an attribute",
             "As without the cluster id, for the jobs of one cluster.",
-            [PARAMETERS["schedd"], PARAMETERS["groupby"], PARAMETERS["clusterid"], *_params(*both)],
-            _data("Jobs by group.", "JobGroups"), POOL_ERRORS),
+            [PARAMETERS["schedd"], PARAMETERS["groupby"], cluster, *_params(*both)],
+            _data("Jobs by group.", "JobGroups"), POOL_ERRORS,
+            headers=GROUP_HEADERS, not_modified="NotModifiedGroups"),
     }
 
 
 def _status_paths() -> dict[str, Schema]:
-    params = ("projection", "constraint", "query", "format")
+    listing = ("projection", "constraint", "query", "format_list")
+    grouped = ("projection", "constraint", "query", "format")
     return {
         "/v1/status": _operation(
             "listStatus", "status", "List collector ads",
             "The collector's ads of one type (`query`; every type by default), sorted by type "
-            "and name.", _params(*params), _data("A list of ads.", "StatusList"), POOL_ERRORS),
+            "and name.", _params(*listing), _listed("A list of ads.", "StatusList", "the ads, one a line"),
+            POOL_ERRORS),
         "/v1/status/{name}": _operation(
             "listStatusByName", "status", "List the collector ads with one name",
             "The ads whose Name is `name`; an empty list when there are none.",
-            [PARAMETERS["name"], *_params(*params)], _data("A list of ads.", "StatusList"),
-            POOL_ERRORS),
+            [PARAMETERS["name"], *_params(*listing)],
+            _listed("A list of ads.", "StatusList", "the ads, one a line"), POOL_ERRORS),
         "/v1/grouped_status/{groupby}": _operation(
             "groupStatus", "status", "Group collector ads by an attribute",
             "The collector's ads grouped by their value of `groupby`.",
-            [PARAMETERS["status_groupby"], *_params(*params)], _data("Ads by group.", "StatusGroups"),
+            [PARAMETERS["status_groupby"], *_params(*grouped)], _data("Ads by group.", "StatusGroups"),
             POOL_ERRORS),
         "/v1/grouped_status/{groupby}/{name}": _operation(
             "groupStatusByName", "status", "Group the collector ads with one name",
             "As without the name, for the ads whose Name is `name`.",
-            [PARAMETERS["status_groupby"], PARAMETERS["name"], *_params(*params)],
+            [PARAMETERS["status_groupby"], PARAMETERS["name"], *_params(*grouped)],
             _data("Ads by group.", "StatusGroups"), POOL_ERRORS),
     }
 
 
 def _config_paths() -> dict[str, Schema]:
+    admins = (" When tokens are on, only RESTD_ADMIN_USERS may read it; anyone else gets a 403.")
     return {
         "/v1/config": _operation(
             "getConfig", "config", "Every configuration value",
-            "The local configuration, or with `daemon` that of a running daemon.",
+            "The local configuration, or with `daemon` that of a running daemon." + admins,
             _params("daemon", "format"), _data("Every defined knob.", "Config"), POOL_ERRORS),
         "/v1/config/{attribute}": _operation(
             "getConfigValue", "config", "One configuration value",
-            "One knob's value; a 404 when it is not defined.",
+            "One knob's value; a 404 when it is not defined." + admins,
             [PARAMETERS["config_attribute"], *_params("daemon", "format")],
             _data("The value.", "ConfigValue"), POOL_ERRORS),
     }
 
 
 def _service_paths() -> dict[str, Schema]:
+    """The open paths (web.OPEN_PATHS): no token is ever needed."""
     html = {"description": "The page.", "content": {HTML: {"schema": {"type": "string"}}}}
     return {
         "/": _operation(
             "getService", "service", "Where things are",
             "JSON (or YAML) naming the API, health and metrics URLs. A browser (Accept preferring "
-            "text/html) gets a page listing the endpoints with a short pool summary instead.",
+            "text/html) gets a page listing the endpoints with a short pool summary instead "
+            "(without the summary when tokens are on).",
             _params("format_root"),
             {"description": "The service index, or the front page.",
              "content": {**_content(_ref("schemas", "Service"), JSON, YAML),
                          HTML: {"schema": {"type": "string"}}}},
-            CLIENT_ERRORS),
+            CLIENT_ERRORS, protected=False, cached=HTML_CACHED_HEADERS),
         "/healthz": _operation(
             "getHealth", "service", "Liveness probe",
             "Whether the process is serving requests; the pool is never contacted.",
-            _params("format"), _data("Serving.", "Health"), CLIENT_ERRORS),
+            _params("format"), _data("Serving.", "Health"), CLIENT_ERRORS, protected=False),
         "/readyz": _operation(
             "getReady", "service", "Readiness probe",
             "Whether the collector and the default schedd answer. The answer is cached for a few "
             "seconds, so that probes cannot hammer the pool.",
-            _params("format"), _data("Ready.", "Ready"), {**CLIENT_ERRORS, "503": "NotReady"}),
+            _params("format"), _data("Ready.", "Ready"), {**CLIENT_ERRORS, "503": "NotReady"},
+            protected=False),
         "/metrics": _operation(
             "getMetrics", "service", "Prometheus metrics",
             "Requests by route and status, latency histograms, pool query latency and errors by "
             "daemon type, requests in flight and cache hits, in the Prometheus text format.",
             _params(),
             {"description": "The metrics.", "content": {TEXT: {"schema": {"type": "string"}}}},
-            CLIENT_ERRORS),
+            CLIENT_ERRORS, protected=False, cached=None),
         "/favicon.ico": _operation(
             "getFavicon", "service", "The icon browsers show",
             "A small SVG icon; browsers ask for it on every page, JSON ones included.",
             _params(),
             {"description": "The icon.", "content": {FAVICON: {"schema": {"type": "string"}}}},
-            CLIENT_ERRORS),
+            CLIENT_ERRORS, protected=False, cached=None,
+            headers={"Cache-Control": "IconCacheControl"}),
         "/v1": _operation(
             "getApiIndex", "service", "The v1 endpoints",
             "Each endpoint family with its URI template, and where this document is.",
-            _params("format"), _data("The endpoints.", "ApiIndex"), CLIENT_ERRORS),
+            _params("format"), _data("The endpoints.", "ApiIndex"), CLIENT_ERRORS, protected=False),
         "/v1/openapi.json": _operation(
             "getOpenApiJson", "service", "This document, as JSON",
             "The OpenAPI 3.1 description of this API.",
-            _params("format"), _data("The document.", "OpenAPI"), CLIENT_ERRORS),
+            _params("format"), _data("The document.", "OpenAPI"), CLIENT_ERRORS, protected=False),
         "/v1/openapi.yaml": _operation(
             "getOpenApiYaml", "service", "This document, as YAML",
             "The OpenAPI 3.1 description of this API.",
-            _params("format_yaml"),
-            {"description": "The document.",
-             "content": _content(_ref("schemas", "OpenAPI"), YAML)},
-            CLIENT_ERRORS),
+            _params("format_yaml"), _data("The document.", "OpenAPI", YAML), CLIENT_ERRORS,
+            protected=False),
         "/v1/docs": _operation(
             "getApiDocs", "service", "API documentation",
-            "This document rendered as an HTML page.", _params("format_html"), html, CLIENT_ERRORS),
+            "This document rendered as an HTML page.", _params("format_html"), html, CLIENT_ERRORS,
+            protected=False, cached=None),
     }
 
 
@@ -435,7 +628,8 @@ def _build(version: str) -> dict[str, Any]:
                  "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "tags": tags,
         "paths": paths,
-        "components": {"schemas": _schemas(), "parameters": PARAMETERS, "responses": RESPONSES},
+        "components": {"schemas": _schemas(), "parameters": PARAMETERS, "headers": HEADERS,
+                       "responses": RESPONSES, "securitySchemes": SECURITY_SCHEMES},
     }
 
 

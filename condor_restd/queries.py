@@ -37,7 +37,8 @@ MAX_PROJECTION = 256
 # References that reach a whole ad (MY["Env" + "ironment"]) or build a name at run time (eval):
 # with hidden attributes, a constraint may use none of them.
 WHOLE_AD_REFS = frozenset({"", "my", "target", "parent", "super"})
-JOB_ID = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,10})?$")
+JOB_ID = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
+MAX_CURSOR_LENGTH = 256
 CACHE_BUDGET = 256 << 20  # characters of answers kept for RESTD_CACHE_TTL, at the most
 HISTORY_ORDER_ATTR = "EnteredCurrentStatus"  # history files are written in this order, newest last
 SLOT_WAIT = 0.25  # seconds a request waits for a busy query pool before a 503
@@ -236,7 +237,7 @@ class Queries:
         hidden = self._hidden(source)
         query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None),
                                  scope=self._job_scope(who))
-        if since is not None and (source != "history" or not JOB_ID.match(since)):
+        if since is not None and (source != "history" or not JOB_ID.fullmatch(since)):
             raise BadRequest("since takes a job id (cluster or cluster.proc), on history only")
         if limit is not None and limit < 1:
             raise BadRequest("limit must be at least 1")
@@ -552,9 +553,11 @@ def _next_page(position: dict[str, Any], source: str, size: int) -> dict[str, st
 def _decode_cursor(cursor: str, source: str) -> dict[str, Any]:
     """A cursor this daemon gave out for `source`, or BadRequest."""
     bad = BadRequest("cursor is not one this daemon gave out for this URL; start again without it")
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise bad
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise bad from None
     if not isinstance(data, dict) or data.get("v") != 1 or data.get("s") != source:
         raise bad

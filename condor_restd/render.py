@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable
@@ -106,11 +107,18 @@ def to_python(value: Any) -> Any:
     return value
 
 
+_LAYOUT = re.compile(r"\n *")
+
+
+def _line(item: Any) -> str:
+    """One compact JSON text. printJson breaks lines (and indents) only between tokens, since a
+    JSON string never holds a raw line break: the layout can simply go."""
+    return _LAYOUT.sub("", to_json(item)) + "\n"
+
+
 def _ndjson(value: Any) -> str:
-    """One compact JSON text a line. printJson only breaks lines between tokens, so a record's
-    line breaks can simply go."""
     items = value.records if isinstance(value, Listing) else value if isinstance(value, list) else [value]
-    return "".join(to_json(item).replace("\n", "") + "\n" for item in items)
+    return "".join(map(_line, items))
 
 
 def encode(value: Any, media: str) -> bytes:
@@ -215,6 +223,9 @@ def _not_modified(tag: str) -> bool:
 def _next_link(next_page: Mapping[str, str]) -> str:
     request = cherrypy.serving.request
     params = {k: v for k, v in request.params.items() if k not in next_page and isinstance(v, str)}
+    fmt = getattr(request, "restd_format", None)
+    if fmt is not None:  # taken out of the parameters before the handler ran; the next page keeps it
+        params["format"] = fmt
     params.update(next_page)
     path = quote(request.script_name + request.path_info, safe="/@:!$&'()*+,;=")
     url = path + "?" + urlencode(params, quote_via=quote)
@@ -226,6 +237,8 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
     if isinstance(result, Page):
         return _respond(200, result.body, result.content_type)
     vary = cherrypy.serving.response.headers.get("Vary")
+    # a handler may say otherwise (health probes must never be answered from a cache)
+    cache_control = cherrypy.serving.response.headers.get("Cache-Control") or cache_control
     headers = {"Cache-Control": cache_control,
                "Vary": f"{vary}, Accept, Authorization" if vary else "Accept, Authorization"}
     if isinstance(result, Listing):
@@ -254,7 +267,7 @@ def _stream(records: Iterable[Any], media: str) -> Iterable[bytes]:
     try:
         for record in records:
             if media == NDJSON:
-                yield (to_json(record).replace("\n", "") + "\n").encode("utf-8")
+                yield _line(record).encode("utf-8")
             elif media == YAML:
                 yield yaml.safe_dump([to_python(record)], default_flow_style=False, sort_keys=False,
                                      allow_unicode=True).encode("utf-8")
@@ -281,6 +294,7 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         kwargs.pop("format", None)
         if fmt is not None and not isinstance(fmt, str):
             raise NotAcceptable("format given more than once")
+        request.restd_format = fmt
         offered = getattr(getattr(inner, "callable", inner), "restd_offers", DATA_TYPES)
         media = negotiate(request.headers.get("Accept"), fmt, offered)
         request.restd_media = media

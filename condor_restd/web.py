@@ -162,8 +162,10 @@ class Config:
 
 
 ENDPOINTS = {
-    "jobs": "/v1/jobs/{schedd}{/clusterid}{/procid}{/attribute}{?projection,constraint}",
-    "history": "/v1/history/{schedd}{/clusterid}{/procid}{/attribute}{?projection,constraint}",
+    "jobs": ("/v1/jobs/{schedd}{/clusterid}{/procid}{/attribute}"
+             "{?projection,constraint,limit,cursor}"),
+    "history": ("/v1/history/{schedd}{/clusterid}{/procid}{/attribute}"
+                "{?projection,constraint,limit,cursor,since}"),
     "grouped_jobs": "/v1/grouped_jobs/{schedd}/{groupby}{/clusterid}{?projection,constraint}",
     "grouped_history": "/v1/grouped_history/{schedd}/{groupby}{/clusterid}{?projection,constraint}",
     "status": "/v1/status{/name}{?projection,constraint,query}",
@@ -240,11 +242,13 @@ class Root:
     def healthz(self, **params: Any) -> Any:
         """The process is serving; the pool is not touched."""
         _params(params, ())
+        cherrypy.serving.response.headers["Cache-Control"] = "no-store"
         return {"status": "ok"}
 
     @cherrypy.expose
     def readyz(self, **params: Any) -> Any:
         _params(params, ())
+        cherrypy.serving.response.headers["Cache-Control"] = "no-store"
         return self._queries.readiness()
 
     @cherrypy.expose

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema  # type: ignore[import-untyped]
+import jwt
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric import rsa
 from openapi_spec_validator import validate
 
-from condor_restd import __version__, condor, openapi, web
+from condor_restd import __version__, condor, openapi, render, web
+from condor_restd.auth import IssuerUnavailable
 
-from .conftest import Client
+from .conftest import Client, Response
 
 DOC = openapi.document(__version__)
 # Every URL the daemon routes outside the endpoint families.
@@ -36,11 +41,99 @@ def parameters(path: str, method: str = "get") -> list[dict[str, Any]]:
     return [resolve(p) for p in DOC["paths"][path][method]["parameters"]]
 
 
+def query_names(path: str) -> set[str]:
+    return {p["name"] for p in parameters(path) if p["in"] == "query"}
+
+
 def example_url(path: str) -> str:
     for param in parameters(path):
         if param["in"] == "path":
             path = path.replace("{%s}" % param["name"], str(param["example"]))
     return path
+
+
+def documented_response(path: str, status: int, method: str = "get") -> dict[str, Any] | None:
+    response = DOC["paths"][path][method]["responses"].get(str(status))
+    return None if response is None else resolve(response)
+
+
+def documented_headers(path: str, status: int) -> dict[str, dict[str, Any]]:
+    """The headers the document gives a response, by lower-case name, resolved."""
+    response = documented_response(path, status) or {}
+    return {name.lower(): resolve(h) for name, h in response.get("headers", {}).items()}
+
+
+def protected(path: str) -> bool:
+    return path not in web.OPEN_PATHS
+
+
+# The headers the daemon sets itself: wherever one is sent, the document must say so.
+TRACKED_HEADERS = ("etag", "cache-control", "vary", "link", "x-restd-truncated", "www-authenticate",
+                   "retry-after", "allow")
+
+
+def header_problems(path: str, r: Response) -> list[str]:
+    """What the document gets wrong about the headers of this response to `path`."""
+    if documented_response(path, r.status) is None:
+        return [f"{path}: status {r.status} is not documented"]
+    documented = documented_headers(path, r.status)
+    problems = []
+    for name in TRACKED_HEADERS:
+        value = r.headers.get(name)
+        if value is None:
+            continue
+        if name == "vary" and value == "Origin":
+            continue  # CORS: on every answer when RESTD_CORS_ORIGINS lists origins, as documented
+        if name not in documented:
+            problems.append(f"{path} {r.status}: {name}: {value!r} is sent but not documented")
+            continue
+        schema = documented[name]["schema"]
+        coerced: Any = int(value) if schema.get("type") == "integer" and value.isdigit() else value
+        for error in jsonschema.Draft202012Validator(schema).iter_errors(coerced):
+            problems.append(f"{path} {r.status}: {name}: {value!r}: {error.message}")
+    for name, header in documented.items():
+        if header.get("required") and name not in r.headers:
+            problems.append(f"{path} {r.status}: {name} is documented as required but not sent")
+    return problems
+
+
+ISSUER = "https://tokens.example.org"
+AUDIENCE = "https://restd.example.org"
+SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class IssuerKeys:
+    """Stands in for auth.Issuers: the one signing key the issuer publishes, or an outage."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.published = {**jwt.algorithms.RSAAlgorithm.to_jwk(SIGNING_KEY.public_key(), as_dict=True),
+                          "kid": "k1", "use": "sig"}
+
+    def jwk(self, issuer: str, kid: str) -> dict[str, Any]:
+        if self.down:
+            raise IssuerUnavailable("cannot check the token now: its issuer's signing keys cannot "
+                                    "be fetched", retry_after=30)
+        return self.published
+
+
+def bearer(user: str = "bob", **changes: Any) -> dict[str, str]:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": user, "iat": now, "exp": now + 600, **changes}
+    token = jwt.encode(claims, SIGNING_KEY, algorithm="RS256", headers={"kid": "k1"})
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def token_client(make_client: Callable[..., Client]) -> tuple[Client, IssuerKeys]:
+    """The app with RESTD_AUTHENTICATION = TOKEN; alice is an admin, bob is not."""
+    client = make_client(authentication="TOKEN", token_issuers=(ISSUER,), token_audience=(AUDIENCE,),
+                         uid_domain="localhost", cors_origins=("https://dash.example.org",),
+                         admin_users=frozenset({"alice@localhost"}))
+    keys = IssuerKeys()
+    app: Any = client.app
+    app.auth.issuers = keys
+    return client, keys
 
 
 def expand(template: str) -> dict[str, set[str]]:
@@ -113,16 +206,15 @@ def test_every_endpoint_family_is_documented_with_its_parameters() -> None:
     for family, template in web.ENDPOINTS.items():
         paths = expand(template)
         assert paths, family
-        for path, names in paths.items():
+        for path in paths:
             assert path in documented, f"{family}: {path} is routed but not documented"
-            query = {p["name"] for p in parameters(path) if p["in"] == "query"}
-            assert query - ALWAYS_ALLOWED <= names, path
             in_path = {p["name"] for p in parameters(path) if p["in"] == "path"}
             assert in_path == set(re.findall(r"\{(\w+)\}", path)), path
         expected |= set(paths)
-        # the list URL of a family takes every parameter the template names
-        assert {p["name"] for p in parameters(min(paths, key=len)) if p["in"] == "query"} \
-            - ALWAYS_ALLOWED == paths[min(paths, key=len)], family
+        # the list URL of a family documents every parameter the template names (and may take
+        # more: the templates do not name the page parameters)
+        shortest = min(paths, key=len)
+        assert paths[shortest] <= query_names(shortest), family
     assert documented == expected, "documented paths that are not routed: %s" % (documented - expected)
 
 
@@ -177,12 +269,57 @@ def test_every_documented_path_is_routed(client: Client, path: str) -> None:
     assert client.request("OPTIONS", example_url(path)).status == 204
 
 
-def test_examples_return_data_for_almost_every_path(client: Client) -> None:
-    ok = [p for p in DOC["paths"] if client.get(example_url(p)).status == 200]
-    missing = set(DOC["paths"]) - set(ok)
-    # history has no job 2.0 (it is still in the queue): the example ids are shared with jobs
-    assert missing <= {"/v1/history/{schedd}/{clusterid}/{procid}",
-                       "/v1/history/{schedd}/{clusterid}/{procid}/{attribute}"}, missing
+def test_examples_return_data_for_every_path(client: Client) -> None:
+    missing = {p for p in DOC["paths"] if client.get(example_url(p)).status != 200}
+    assert not missing, "the documented examples should name things the demo pool has"
+
+
+# ------------------------------------------- what each URL takes, and what it answers in
+
+UNKNOWN = "no_such_parameter"
+
+
+@pytest.mark.parametrize("path", sorted(DOC["paths"]))
+def test_each_url_documents_exactly_the_query_parameters_it_takes(client: Client, path: str) -> None:
+    """The daemon names what a URL takes when it refuses an unknown parameter (web._params):
+    that list, plus `format` (read by the render tool) and `_` (ignored), is the documented one."""
+    r = client.get(example_url(path), {UNKNOWN: "1"})
+    assert r.status == 400, (path, r)
+    message = yaml.safe_load(r.text)["message"]  # JSON, or YAML for the YAML-only document
+    match = re.search(r"\(this URL takes: (.*)\)$", message)
+    assert match, message
+    takes = set() if match.group(1) == "none" else set(match.group(1).split(", "))
+    assert query_names(path) - ALWAYS_ALLOWED == takes, path
+    assert "_" in query_names(path)
+    assert not {p["name"] for p in parameters(path) if p["in"] == "header"} - {"If-None-Match"}
+
+
+@pytest.mark.parametrize("path", sorted(DOC["paths"]))
+def test_each_url_documents_the_formats_it_answers_in(client: Client, path: str) -> None:
+    """A 406 lists the types a URL can answer in: exactly the documented 200 content, and the
+    `format` values that map to them."""
+    r = client.get(example_url(path), headers={"Accept": "application/x-unheard-of"})
+    assert r.status == 406, (path, r)
+    available = set(r.json()["available"])
+    ok = documented_response(path, 200)
+    assert ok is not None
+    assert set(ok["content"]) == available, path
+    fmt = [p for p in parameters(path) if p["name"] == "format"]
+    expected = {name for name, media in render.FORMATS.items() if media in available}
+    assert set(fmt[0]["schema"]["enum"] if fmt else []) == expected, path
+    for name, media in render.FORMATS.items():
+        answer = client.get(example_url(path), {"format": name})
+        if name in expected:
+            assert answer.status == 200 and answer.headers["content-type"].startswith(media), (path, name)
+        else:
+            assert answer.status == 406, (path, name)
+
+
+def test_ndjson_is_offered_by_the_job_history_and_status_urls_only() -> None:
+    ndjson = {path for path, item in DOC["paths"].items()
+              if "application/x-ndjson" in item["get"]["responses"]["200"]["content"]}
+    assert ndjson == {p for p in DOC["paths"] if p.startswith(("/v1/jobs/", "/v1/history/"))} \
+        | {"/v1/status", "/v1/status/{name}"}
 
 
 # ------------------------------------------------------- responses match their schemas
@@ -204,17 +341,36 @@ def test_example_responses_match_the_documented_schema(client: Client, path: str
     assert not errors, (path, errors[:3])
 
 
+@pytest.mark.parametrize("path", sorted(p for p, item in DOC["paths"].items()
+                                        if "application/x-ndjson" in item["get"]["responses"]["200"]["content"]))
+def test_ndjson_lines_are_what_the_json_schema_describes(client: Client, path: str) -> None:
+    """Each NDJSON line is one item of the JSON array, or the whole JSON value when that is no array."""
+    r = client.get(example_url(path), {"format": "ndjson"})
+    assert r.status == 200 and r.body.endswith(b"\n")
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    as_json = client.get(example_url(path)).json()
+    assert lines == (as_json if isinstance(as_json, list) else [as_json])
+    schema = resolve(DOC["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"])
+    item = schema.get("items", schema)
+    for line in lines:
+        assert not list(_validator(item).iter_errors(line)), path
+
+
 def test_error_bodies_match_the_error_schema(client: Client) -> None:
     validator = _validator({"$ref": "#/components/schemas/Error"})
     for url, path, params in [
             ("/v1/jobs/nosuch", "/v1/jobs/{schedd}", {}),
             ("/v1/jobs/DEFAULT", "/v1/jobs/{schedd}", {"constraint": "("}),
+            ("/v1/jobs/DEFAULT", "/v1/jobs/{schedd}", {"limit": "0"}),
+            ("/v1/jobs/DEFAULT", "/v1/jobs/{schedd}", {"cursor": "bm90IG91cnM"}),
+            ("/v1/history/DEFAULT", "/v1/history/{schedd}", {"since": "yesterday"}),
             ("/v1/status", "/v1/status", {"query": "bogus"}),
             ("/v1/config", "/v1/config", {"daemon": "x"}),
             ("/v1/jobs/DEFAULT", "/v1/jobs/{schedd}", {"format": "xml"}),
+            ("/v1/grouped_jobs/DEFAULT/Owner", "/v1/grouped_jobs/{schedd}/{groupby}", {"format": "ndjson"}),
             ("/healthz", "/healthz", {"x": "1"})]:
         r = client.get(url, params)
-        assert r.status in (400, 404, 406)
+        assert r.status in (400, 404, 406), (url, params, r)
         validator.validate(r.json())
         assert str(r.status) in DOC["paths"][path]["get"]["responses"]
 
@@ -228,6 +384,7 @@ def test_parameter_enums_match_the_daemon() -> None:
         "credd", "defrag", "generic", "grid", "had", "license"]
     assert params["daemon"]["schema"]["enum"] == ["master", "collector", "negotiator", "schedd", "startd"]
     assert params["format"]["schema"]["enum"] == ["json", "yaml"]
+    assert params["format_list"]["schema"]["enum"] == ["json", "yaml", "ndjson"]
     assert params["cachebuster"]["name"] == "_"
 
 
@@ -238,8 +395,16 @@ def test_every_operation_documents_its_errors() -> None:
         assert {"200", "400", "406", "414"} <= codes, path
         assert "_" in {p["name"] for p in parameters(path)}, path
         if path.startswith("/v1/") and path.split("/")[2] in web.ENDPOINTS:
-            assert {"404", "503", "504"} <= codes, path
+            assert {"401", "403", "404", "503", "504"} <= codes, path
             assert "format" in {p["name"] for p in parameters(path)}, path
+        else:
+            assert not {"401", "403"} & codes, path
+        # a 304 wherever the 200 has an ETag, and If-None-Match to ask for it
+        has_etag = "etag" in documented_headers(path, 200)
+        assert ("304" in codes) == has_etag, path
+        assert ("If-None-Match" in {p["name"] for p in parameters(path) if p["in"] == "header"}) == has_etag
+        if has_etag:  # a 304 has the headers of the 200 it stands for
+            assert set(documented_headers(path, 304)) == set(documented_headers(path, 200)), path
         assert item["options"]["responses"]["204"] == {"$ref": "#/components/responses/Preflight"}
     assert "503" in DOC["paths"]["/readyz"]["get"]["responses"]
 
@@ -252,36 +417,143 @@ def test_error_responses_carry_the_error_shape_and_headers() -> None:
     assert error["properties"]["status"]["type"] == "integer"
     assert error["additionalProperties"] is True
     for name in ("BadRequest", "NotFound", "MethodNotAllowed", "NotAcceptable", "URITooLong",
-                 "Unavailable", "Timeout"):
+                 "Unavailable", "Timeout", "Unauthorized", "Forbidden"):
         content = responses[name]["content"]
         assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
         expected = {"application/json"} if name == "NotAcceptable" else {"application/json",
                                                                           "application/yaml"}
         assert set(content) == expected, name
-    assert responses["Unavailable"]["headers"]["Retry-After"]["required"] is True
-    assert responses["NotReady"]["headers"]["Retry-After"]["required"] is True
-    assert "Allow" in responses["MethodNotAllowed"]["headers"]
+    for name, header in (("Unavailable", "Retry-After"), ("NotReady", "Retry-After"),
+                         ("MethodNotAllowed", "Allow"), ("Unauthorized", "WWW-Authenticate")):
+        assert resolve(responses[name]["headers"][header])["required"] is True, name
+    assert "content" not in responses["NotModified"]
     assert "405" in DOC["info"]["description"]
 
 
 def test_data_endpoints_offer_json_and_yaml() -> None:
     for path, item in DOC["paths"].items():
         if path.startswith("/v1/") and path.split("/")[2] in web.ENDPOINTS:
-            assert set(item["get"]["responses"]["200"]["content"]) == {"application/json",
-                                                                       "application/yaml"}
+            assert {"application/json", "application/yaml"} <= set(item["get"]["responses"]["200"]["content"])
     root = DOC["paths"]["/"]["get"]["responses"]["200"]["content"]
     assert set(root) == {"application/json", "application/yaml", "text/html"}
 
 
-def test_pagination_is_not_documented_yet() -> None:
-    names = {p["name"] for path in DOC["paths"] for p in parameters(path)}
-    assert not names & {"limit", "cursor", "since"}
+def test_page_parameters_are_documented_on_the_list_urls_only() -> None:
+    lists = {"/v1/jobs/{schedd}", "/v1/jobs/{schedd}/{clusterid}", "/v1/history/{schedd}",
+             "/v1/history/{schedd}/{clusterid}"}
+    for path in DOC["paths"]:
+        names = query_names(path)
+        assert ({"limit", "cursor"} <= names) == (path in lists), path
+        assert ("since" in names) == (path in lists and path.startswith("/v1/history/")), path
+        assert ("link" in documented_headers(path, 200)) == (path in lists), path
+    params = DOC["components"]["parameters"]
+    assert params["limit"]["schema"]["minimum"] == 1
+    assert re.fullmatch(params["since"]["schema"]["pattern"].strip("^$"), "13.1")
+
+
+# ------------------------------------------------------------------------ headers, both ways
+
+@pytest.mark.parametrize("path", sorted(DOC["paths"]))
+def test_response_headers_are_documented_where_they_occur(client: Client, path: str) -> None:
+    url = example_url(path)
+    asks: list[tuple[dict[str, str], dict[str, str]]] = [({}, {}), ({}, {"Accept": "text/html"})]
+    if "limit" in query_names(path):
+        asks.append(({"limit": "1"}, {}))
+    for params, headers in asks:
+        r = client.get(url, params, headers=headers)
+        if r.status == 406:  # no HTML here
+            continue
+        assert r.status == 200, (path, r)
+        assert not header_problems(path, r)
+        if "etag" in r.headers:  # the ETag, sent back, gets a 304 without a body
+            again = client.get(url, params, headers={**headers, "If-None-Match": r.headers["etag"]})
+            assert again.status == 304 and again.body == b"", path
+            assert not header_problems(path, again)
+        if params:
+            assert "link" in r.headers, path
+    first = client.get(url)
+    assert ("etag" in first.headers) == ("etag" in documented_headers(path, 200)), path
+
+
+def test_truncation_and_link_headers_are_documented_where_they_occur(
+        make_client: Callable[..., Client]) -> None:
+    client = make_client(max_jobs=1)
+    truncated: set[str] = set()
+    linked: set[str] = set()
+    for path in DOC["paths"]:
+        for params in ({}, {"limit": "1"} if "limit" in query_names(path) else None):
+            if params is None:
+                continue
+            r = client.get(example_url(path), params)
+            assert r.status == 200, (path, r)
+            assert not header_problems(path, r)
+            if "x-restd-truncated" in r.headers:
+                truncated.add(path)
+            if "link" in r.headers:
+                linked.add(path)
+    assert truncated == {p for p in DOC["paths"] if "x-restd-truncated" in documented_headers(p, 200)}
+    assert linked == {p for p in DOC["paths"] if "link" in documented_headers(p, 200)}
+
+
+# ----------------------------------------------------------------------------- tokens
+
+def test_the_bearer_scheme_is_declared_and_optional() -> None:
+    scheme = DOC["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+    assert "RESTD_AUTHENTICATION" in scheme["description"]
+    assert "security" not in DOC, "the default is open: no document-wide requirement"
+    for path, item in DOC["paths"].items():
+        expected: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}] if protected(path) else []
+        assert item["get"]["security"] == expected, path
+        assert item["options"]["security"] == [], path  # browsers send no token with a preflight
+        unauthorized = documented_response(path, 401)
+        assert (unauthorized is not None) == protected(path), path
+        assert unauthorized is None or "RESTD_AUTHENTICATION" in unauthorized["description"]
+    assert {p for p in DOC["paths"] if not protected(p)} == set(web.OPEN_PATHS) == EXTRA_ROUTES
+
+
+@pytest.mark.parametrize("path", sorted(DOC["paths"]))
+def test_without_a_token_only_the_open_paths_answer(token_client: tuple[Client, IssuerKeys],
+                                                     path: str) -> None:
+    client, _ = token_client
+    url = example_url(path)
+    r = client.get(url)
+    if protected(path):
+        assert r.status == 401, (path, r)
+        assert r.headers["www-authenticate"].startswith("Bearer ")
+        r = client.get(url, headers={"Authorization": "Bearer not.a.jwt"})
+        assert r.status == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
+    else:
+        assert r.status == 200, (path, r)
+        assert client.get(url, headers={"Authorization": "Bearer not.a.jwt"}).status == 200
+    assert not header_problems(path, r)
+    assert client.request("OPTIONS", url).status == 204  # no token for a preflight
+    r = client.get(url, {"access_token": "x"})
+    assert r.status == 400 and "400" in DOC["paths"][path]["get"]["responses"]
+
+
+def test_token_answers_are_documented(token_client: tuple[Client, IssuerKeys]) -> None:
+    client, keys = token_client
+    r = client.get("/v1/jobs/DEFAULT", headers=bearer("bob"))
+    assert r.status == 200 and r.headers["cache-control"].startswith("private, ")
+    assert not header_problems("/v1/jobs/{schedd}", r)
+    for path in ("/v1/config", "/v1/config/{attribute}"):
+        r = client.get(example_url(path), headers=bearer("bob"))
+        assert r.status == 403 and not header_problems(path, r)
+        assert client.get(example_url(path), headers=bearer("alice")).status == 200
+    r = client.get("/v1/status", headers=bearer("bob", exp=int(time.time()) - 3600))
+    assert r.status == 401 and not header_problems("/v1/status", r)
+    keys.down = True
+    r = client.get("/v1/status", headers=bearer("bob"))
+    assert r.status == 503 and "retry-after" in r.headers and not header_problems("/v1/status", r)
+    assert client.get("/healthz", headers=bearer("bob")).status == 200  # never asks the issuer
 
 
 def test_head_and_other_methods_follow_the_description(client: Client) -> None:
     assert client.request("HEAD", "/v1/openapi.json").status == 200
     r = client.request("POST", "/v1/openapi.json")
     assert r.status == 405 and "GET" in r.headers["allow"]
+    assert not header_problems("/v1/openapi.json", client.get("/v1/openapi.json"))
 
 
 def test_the_api_reference_covers_the_document() -> None:
@@ -294,5 +566,15 @@ def test_the_api_reference_covers_the_document() -> None:
     codes = {code for item in DOC["paths"].values() for op in item.values() for code in op["responses"]}
     for code in codes | {"405"}:
         assert f"| {code} |" in text, code
-    for name in ("projection", "constraint", "query", "daemon", "format"):
+    names = {p["name"] for path in DOC["paths"] for p in parameters(path) if p["in"] == "query"}
+    for name in names:
         assert f"| `{name}` |" in text, name
+    headers = {name for response in DOC["components"]["responses"].values()
+               for name in response.get("headers", {})}
+    headers |= {name for item in DOC["paths"].values() for name in item["get"]["responses"]["200"].get("headers", {})}
+    headers |= {p["name"] for path in DOC["paths"] for p in parameters(path) if p["in"] == "header"}
+    for name in headers:
+        assert f"`{name}" in text, name
+    for section in ("## Pages", "## Caching and ETags", "## NDJSON", "## Authentication"):
+        assert section in text, section
+    assert "(security.md" in text and "application/x-ndjson" in text and 'rel="next"' in text

@@ -670,3 +670,24 @@ def test_an_upstream_failure_mid_stream_ends_the_body_short(make_client: Any, po
     client = make_client(backend=FailsLater(pool), max_jobs=0)
     r = client.get("/v1/history/DEFAULT")
     assert r.status == 200 and r.text.startswith("[\n") and not r.text.rstrip().endswith("]")
+
+
+def test_hostile_cursors_and_since_values_are_400(client: Client) -> None:
+    import base64
+
+    deep = base64.urlsafe_b64encode(b"[" * 2000).decode().rstrip("=")
+    assert client.get("/v1/jobs/DEFAULT", {"cursor": deep}).status == 400
+    assert client.get("/v1/jobs/DEFAULT", {"cursor": "A" * 5000}).status == 400
+    assert client.get("/v1/history/DEFAULT", {"since": "13\n"}).status == 400
+
+
+def test_the_next_page_keeps_the_format(client: Client) -> None:
+    r = client.get("/v1/jobs/DEFAULT", {"format": "ndjson", "limit": 2})
+    assert "format=ndjson" in r.headers["link"]
+    assert all(line.startswith('{"jobid": ') and "  " not in line for line in r.text.splitlines())
+
+
+def test_health_probes_are_never_cached(make_client: Any) -> None:
+    client = make_client(cache_ttl=30)
+    for path in ("/healthz", "/readyz"):
+        assert client.get(path).headers["cache-control"] == "no-store"
