@@ -35,28 +35,21 @@ def _int(low: int, high: int | None = None) -> Callable[[Any], int]:
     return parse
 
 
-def _seconds(raw: Any) -> float:
-    if isinstance(raw, bool):
-        raise ValueError("expected a number of seconds")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError("expected a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError("must be a positive number of seconds")
-    return value
+def _seconds(zero: bool = False) -> Callable[[Any], float]:
+    """A number of seconds: positive, or (with `zero`) 0 too."""
+    def parse(raw: Any) -> float:
+        if isinstance(raw, bool):
+            raise ValueError("expected a number of seconds")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError("expected a number of seconds") from None
+        if not (0 <= value if zero else 0 < value) or value == float("inf"):
+            raise ValueError("must be 0 or a positive number of seconds" if zero
+                             else "must be a positive number of seconds")
+        return value
 
-
-def _seconds_or_zero(raw: Any) -> float:
-    if isinstance(raw, bool):
-        raise ValueError("expected a number of seconds")
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError("expected a number of seconds") from None
-    if not 0 <= value < float("inf"):
-        raise ValueError("must be 0 or a positive number of seconds")
-    return value
+    return parse
 
 
 def _text(raw: Any) -> str:
@@ -273,13 +266,13 @@ KNOBS: tuple[Knob, ...] = (
          "Job attributes shown as \"<REDACTED>\" (comma or space separated)."),
     Knob("RESTD_CORS_ORIGINS", "cors_origins", "*", _origins,
          "Values for Access-Control-Allow-Origin; empty sends no CORS header."),
-    Knob("RESTD_QUERY_TIMEOUT", "query_timeout", "30", _seconds,
+    Knob("RESTD_QUERY_TIMEOUT", "query_timeout", "30", _seconds(),
          "Seconds one schedd or collector query may take before the client gets a 504."),
-    Knob("RESTD_CACHE_TTL", "cache_ttl", "2", _seconds_or_zero,
+    Knob("RESTD_CACHE_TTL", "cache_ttl", "2", _seconds(zero=True),
          "Seconds an answer is reused for identical requests; 0 turns the cache off."),
     Knob("RESTD_QUERY_WORKERS", "query_workers", "8", _int(1, 256),
          "Pool queries that may run at once; more wait, and past that get a 503."),
-    Knob("RESTD_SHUTDOWN_TIMEOUT", "shutdown_timeout", "10", _seconds,
+    Knob("RESTD_SHUTDOWN_TIMEOUT", "shutdown_timeout", "10", _seconds(),
          "Seconds in-flight requests get to finish after SIGTERM."),
     Knob("RESTD_LOG", "log", "$(LOG)/RestdLog", _text,
          "The daemon log; empty logs to standard error."),
