@@ -55,16 +55,21 @@ class WireSchedd:
         self.calls = 0
 
     def _fresh(self, indices: list[int], projection: Sequence[str]) -> list[Any]:
-        ads = [ad for i in indices for ad in condor.parse_ads(self.texts[i])]
-        return [condor.project(ad, projection) for ad in ads] if projection else ads
+        if projection:  # the schedd projects before it sends: the client builds small ads
+            return [condor.project(self.ads[i], projection) for i in indices]
+        return [ad for i in indices for ad in condor.parse_ads(self.texts[i])]
 
     def history(self, schedd: str | None, constraint: str, projection: Sequence[str], limit: int,
                 since: str | None = None) -> list[Any]:
         self.calls += 1
         expr = condor.check_expression(constraint or "true")
         everything = constraint.strip().lower() in ("", "true")
+        stop = tuple(int(x) for x in since.split(".")) if since else None
         picked: list[int] = []
         for i, ad in enumerate(self.ads):  # newest first, as a schedd reads its history file
+            if stop is not None and (condor.value_of(ad, "ClusterId"),
+                                     condor.value_of(ad, "ProcId"))[:len(stop)] == stop:
+                break
             if everything or condor.matches(expr, ad):
                 picked.append(i)
                 if 0 < limit <= len(picked):
@@ -141,9 +146,7 @@ def page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_000, 1
         # the cursor a client holds after reading `depth` records
         cursor = None
         if depth:
-            stamp = NOW - (depth - 1) // 3
-            served = (depth - 1) % 3 + 1
-            data = json.dumps({"v": 1, "s": "history", "t": stamp, "n": served}, separators=(",", ":"))
+            data = json.dumps({"v": 1, "s": "history", "a": "500000.0", "n": depth}, separators=(",", ":"))
             cursor = __import__("base64").urlsafe_b64encode(data.encode()).decode().rstrip("=")
         params = {"limit": size, **({"cursor": cursor} if cursor else {})}
         best = float("inf")

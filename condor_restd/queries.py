@@ -40,7 +40,6 @@ WHOLE_AD_REFS = frozenset({"", "my", "target", "parent", "super"})
 JOB_ID = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
 MAX_CURSOR_LENGTH = 256
 CACHE_BUDGET = 256 << 20  # characters of answers kept for RESTD_CACHE_TTL, at the most
-HISTORY_ORDER_ATTR = "EnteredCurrentStatus"  # history files are written in this order, newest last
 SLOT_WAIT = 0.25  # seconds a request waits for a busy query pool before a 503
 
 
@@ -273,7 +272,7 @@ class Queries:
         whether RESTD_MAX_JOBS cuts the result short, and gives the answer its ETag: history
         records never change once written, so the same ids mean the same answer."""
         cap = self.settings.max_jobs
-        probe = self._job_ads("history", schedd, query, ["GlobalJobId", HISTORY_ORDER_ATTR],
+        probe = self._job_ads("history", schedd, query, ["GlobalJobId", *JOB_ID_ATTRS],
                               cap + 1 if cap else 1, since)
         truncated = bool(cap) and len(probe) > cap
         fingerprint = hashlib.blake2b(repr((query, projection, sorted(hidden), cap, since)).encode(),
@@ -321,26 +320,38 @@ class Queries:
     def _history_page(self, schedd: str | None, query: str, projection: list[str] | None,
                       hidden: frozenset[str], size: int, position: dict[str, Any] | None,
                       since: str | None) -> Listing:
-        """A page of history, newest first. The cursor is (T, n): records whose
-        EnteredCurrentStatus is at most T, less the first n of those at T (already served)."""
-        skip, at = 0, None
+        """A page of history, newest first, from a cursor (anchor, n): the newest matching job
+        when the walk began, and how many records have been served since.
+
+        The file's order is the only order history has, so the page is found by counting, on
+        ids alone (small ads): the records written since the anchor (since=anchor), plus n,
+        are passed over. The page's full ads then come from one query for its clusters that
+        stops (since=) at the record after the page."""
+        skip, anchor, served = 0, None, 0
         if position is not None:
-            at, skip = position["t"], position["n"]
-            query = f"{query} && {HISTORY_ORDER_ATTR} <= {at}"
-        ask, keep = self._projection(projection, (*JOB_ID_ATTRS, HISTORY_ORDER_ATTR))
-        ads = list(self._job_ads("history", schedd, query, ask, size + skip + 1, since))
-        order = [condor.value_of(ad, HISTORY_ORDER_ATTR) for ad in ads]
-        dropped = 0
-        while dropped < skip and dropped < len(ads) and order[dropped] == at:
-            dropped += 1
-        ads, order = ads[dropped:], order[dropped:]
-        records = [self._job_record(ad, keep, hidden) for ad in ads[:size]]
-        last = order[size - 1] if len(ads) > size else None
-        if not isinstance(last, int):
-            return Listing(records, truncated=len(ads) > size)
-        served_at_last = sum(1 for t in order[:size] if t == last) + (skip if last == at else 0)
-        return Listing(records, next_page=_next_page({"t": last, "n": served_at_last}, "history",
-                                                     size))
+            anchor, served = position["a"], position["n"]
+            skip = served + len(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS), 0,
+                                              anchor))
+        ids = [_job_sort_key(ad) for ad in
+               self._job_ads("history", schedd, query, list(JOB_ID_ATTRS), skip + size + 1, since)]
+        if anchor is None and ids:
+            anchor = "%s.%s" % ids[0]
+        wanted = ids[skip:skip + size]
+        more = len(ids) > skip + size
+        ads: list[Ad] = []
+        if wanted:
+            clusters = [c for c, _ in wanted]
+            window = f"{query} && ClusterId >= {min(clusters)} && ClusterId <= {max(clusters)}"
+            stop = "%s.%s" % ids[skip + size] if more else since
+            ask, keep = self._projection(projection, JOB_ID_ATTRS)
+            found = {_job_sort_key(ad): ad for ad in
+                     self._job_ads("history", schedd, window, ask, 0, stop)}
+            ads = [found[job] for job in wanted if job in found]
+        records = [self._job_record(ad, keep, hidden) for ad in ads] if wanted else []
+        if not more or anchor is None:
+            return Listing(records)
+        return Listing(records, next_page=_next_page({"a": anchor, "n": served + len(wanted)},
+                                                     "history", size))
 
     def job(self, source: str, schedd: str | None, cluster: int, proc: int,
             projection: list[str] | None = None, who: Identity | None = None) -> RawJSON:
@@ -561,8 +572,13 @@ def _decode_cursor(cursor: str, source: str) -> dict[str, Any]:
         raise bad from None
     if not isinstance(data, dict) or data.get("v") != 1 or data.get("s") != source:
         raise bad
-    ints = (data.get("after") or []) if source == "jobs" else [data.get("t"), data.get("n")]
-    if len(ints) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**40
-                                 for i in ints):
+    if source == "jobs":
+        ints = data.get("after") or []
+    else:
+        ints = [data.get("n")]
+        if not isinstance(data.get("a"), str) or not JOB_ID.fullmatch(data["a"]):
+            raise bad
+    if len(ints) != (2 if source == "jobs" else 1) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**40 for i in ints):
         raise bad
     return data

@@ -638,7 +638,9 @@ def test_big_history_streams_in_batches_with_the_same_answer(make_client: Any, p
     client = make_client(backend=backend, max_jobs=0)
     r = client.get("/v1/history/DEFAULT")
     assert r.status == 200 and r.json() == expected
-    assert backend.calls == 1 + 10  # the id probe, then 28 records: 2, then three at a time
+    # the id probe; the first batch (2 records: its ids, then its ads); then nine more of three
+    # records, each asking first what was written since the walk began
+    assert backend.calls == 1 + 2 + 9 * 3
     assert r.headers["etag"].startswith('W/"')
     assert client.get("/v1/history/DEFAULT", headers={"If-None-Match": r.headers["etag"]}).status == 304
     lines = client.get("/v1/history/DEFAULT", {"format": "ndjson"}).text.splitlines()
@@ -691,3 +693,30 @@ def test_health_probes_are_never_cached(make_client: Any) -> None:
     client = make_client(cache_ttl=30)
     for path in ("/healthz", "/readyz"):
         assert client.get(path).headers["cache-control"] == "no-store"
+
+
+def test_a_history_walk_survives_new_records_and_any_time_order(make_client: Any) -> None:
+    """History has no order but the file's: records written during a walk, or out of
+    EnteredCurrentStatus order, neither repeat nor go missing."""
+    from condor_restd import condor
+    from condor_restd.demo import DemoPool
+
+    history = list(DemoPool().histories["vm"])
+    shuffled = DemoPool(histories={"vm": history, "schedd2@vm": []})
+    for n, ad in enumerate(history):  # times that go up and down along the file
+        ad["EnteredCurrentStatus"] = 1_800_000_000 + (n * 7919) % 13
+    client = make_client(backend=shuffled)
+    expected = jobids(client.get("/v1/history/DEFAULT").json())
+    first = client.get("/v1/history/DEFAULT", {"limit": 5})
+    seen = jobids(first.json())
+    for cluster in (901, 902, 903):  # three jobs leave the queue while the client reads
+        fresh = condor.parse_ads(f"ClusterId = {cluster}\nProcId = 0\nOwner = \"bob\"\n")[0]
+        history.insert(0, fresh)
+    from urllib.parse import parse_qsl, urlsplit
+
+    link = first.headers.get("link")
+    while link:
+        r = client.get("/v1/history/DEFAULT", dict(parse_qsl(urlsplit(link.split(";")[0].strip("<>")).query)))
+        seen += jobids(r.json())
+        link = r.headers.get("link")
+    assert seen == expected
