@@ -36,10 +36,6 @@ class NotAcceptable(RestdError):
     status = 406
 
 
-class URITooLong(RestdError):
-    status = 414
-
-
 class Unavailable(RestdError):
     """The collector or a schedd cannot be reached, or the daemon is saturated."""
 
