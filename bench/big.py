@@ -162,6 +162,48 @@ def page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_000, 1
     return rows
 
 
+def file_page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_000, 100_000 - 100),
+                          size: int = 100) -> list[dict[str, Any]]:
+    """The same pages read straight from the schedd's history file by byte offset (the daemon on
+    the schedd's host): the cursor of the page before is followed, as a client would."""
+    import tempfile
+
+    texts = history_texts(count)
+    folder = Path(tempfile.mkdtemp(prefix="restd-bench-"))
+    path = folder / "history"
+    with path.open("w") as out:
+        for n, text in enumerate(reversed(texts)):
+            cluster, proc = 500_000 - (count - 1 - n) // 10, (count - 1 - n) % 10
+            out.write(text.rstrip("\n") + f"\n*** Offset = 0 ClusterId = {cluster} ProcId = {proc}\n")
+
+    class Local:
+        def history_file(self, schedd: str | None) -> Any:
+            return condor.HistoryFile(str(path))
+
+    client = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), Local()))
+    rows = []
+    for depth in depths:
+        params: dict[str, Any] = {"limit": size}
+        if depth:  # the cursor of the page that ends just before `depth`
+            before = client.get("/v1/history/DEFAULT", {"limit": depth})
+            link = before.headers["link"].split(";")[0].strip("<>")
+            params = dict(__import__("urllib.parse").parse.parse_qsl(link.split("?", 1)[1]))
+            params["limit"] = str(size)
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            r = client.get("/v1/history/DEFAULT", params)
+            best = min(best, time.perf_counter() - started)
+        ids = [j["jobid"] for j in r.json()]
+        assert ids[0] == f"{500_000 - depth // 10}.{depth % 10}", (depth, ids[:2])
+        rows.append({"depth": depth, "seconds": best, "records": len(ids)})
+    client.app.queries.close()  # type: ignore[attr-defined]
+    for leftover in folder.iterdir():
+        leftover.unlink()
+    folder.rmdir()
+    return rows
+
+
 def single_flight_bench(clients: int = 64) -> dict[str, Any]:
     """64 identical concurrent requests: how many upstream queries reach the schedd."""
     schedd = WireSchedd(history_texts(2_000))
@@ -189,4 +231,5 @@ def single_flight_bench(clients: int = 64) -> dict[str, Any]:
 if __name__ == "__main__":
     print(single_flight_bench())
     print(page_depth_bench(20_000, (0, 10_000, 19_900)))
+    print(file_page_depth_bench(20_000, (0, 10_000, 19_900)))
     print(memory_bench(20_000))

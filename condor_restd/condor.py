@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import time
@@ -69,6 +70,9 @@ class Condor(Protocol):
 
     def config_value(self, daemon: str | None, name: str) -> Any:
         """One knob (case-insensitive), or NotFound."""
+
+    # Optional: history_file(schedd) -> HistoryFile | None, the schedd's history file when this
+    # host may read it; queries then pages through it by byte offset.
 
 
 # ---------------------------------------------------------------- ClassAd helpers (real classad2)
@@ -206,6 +210,102 @@ def _select(parts: list[str], keep: frozenset[str] | None, hide: frozenset[str])
     return "{" + ",".join(kept) + "\n}"
 
 
+# ----------------------------------------------------------------------- history files
+
+BANNER = b"\n*** "  # every record in a schedd's history file ends with a line "*** Offset = ..."
+READ_BLOCK = 1 << 16
+
+
+class HistoryFile:
+    """A schedd's history file, and the files it was rotated into, read newest record first.
+
+    A position is (file name, byte offset of a record's start); reading from a position gives
+    the records before it. Used only when the daemon runs on the schedd's host and may read
+    the files, so that a deep page costs one page of reading, not a scan from the newest record.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+
+    def files(self) -> list[str]:
+        """The current file, then the rotated ones (history.YYYYMMDDTHHMMSS), newest first."""
+        folder, name = os.path.split(self.path)
+        try:
+            rotated = sorted((f for f in os.listdir(folder) if f.startswith(name + ".")
+                              and f[len(name) + 1:].replace("T", "").isdigit()), reverse=True)
+        except OSError:
+            rotated = []
+        return [name, *rotated]
+
+    def identity(self) -> str:
+        """Changes whenever a record is added or the files rotate (for weak ETags)."""
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return "missing"
+        return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+    def records(self, before: tuple[str, int] | None = None) -> Iterator[tuple[tuple[str, int], Ad]]:
+        """(position, ad) for every record before `before` (or all), newest first."""
+        folder = os.path.dirname(self.path)
+        names = self.files()
+        start = 0
+        if before is not None:
+            if before[0] not in names:
+                return  # rotated away since the cursor was given out: nothing older is known
+            start = names.index(before[0])
+        for index in range(start, len(names)):
+            name = names[index]
+            end = before[1] if before is not None and index == start else None
+            try:
+                with open(os.path.join(folder, name), "rb") as file:
+                    for offset, text in _records_backwards(file, end):
+                        ads = parse_ads(text.decode("utf-8", "replace"))
+                        if ads:
+                            yield (name, offset), ads[0]
+            except FileNotFoundError:
+                continue  # rotated while being read
+
+
+def _records_backwards(file: Any, end: int | None) -> Iterator[tuple[int, bytes]]:
+    """(start offset, text without its banner) of each whole record ending at or before `end`,
+    newest first, reading the file backwards a block at a time."""
+    if end is None:
+        file.seek(0, os.SEEK_END)
+        end = file.tell()
+    buffer, base = b"", end  # the file's bytes [base, end)
+
+    def find_back(pattern: bytes, limit: int) -> int:
+        nonlocal buffer, base
+        while True:
+            found = buffer.rfind(pattern, 0, limit - base) if limit > base else -1
+            if found >= 0:
+                return base + found
+            if base == 0:
+                return -1
+            step = min(READ_BLOCK, base)
+            file.seek(base - step)
+            buffer = file.read(step) + buffer
+            base -= step
+
+    while end > 0:
+        own = find_back(BANNER, end)  # the line break before this record's banner line
+        if own < 0:
+            return
+        line_end = buffer.find(b"\n", own - base + 1, end - base)
+        banner_end = end if line_end < 0 else base + line_end + 1
+        if banner_end < end:  # a record still being written follows the last banner
+            end = banner_end
+            continue
+        previous = find_back(BANNER, own)
+        start = 0 if previous < 0 else base + buffer.index(b"\n", previous - base + 1) + 1
+        text = buffer[start - base:own - base]
+        if text.strip():
+            yield start, text
+        end = start
+        buffer = buffer[:start - base]
+
+
 # ------------------------------------------------------------------------- bindings errors
 
 @contextlib.contextmanager
@@ -300,6 +400,15 @@ class HTCondor:
         with bindings_errors("querying the collector"):
             return list(self._collector().query(kind, constraint=constraint,
                                                 projection=list(projection) or None))
+
+    def history_file(self, schedd: str | None) -> HistoryFile | None:
+        """The local schedd's history file, if this process may read it (DEFAULT only)."""
+        if schedd is not None:
+            return None
+        path = htcondor.param.get("HISTORY")
+        if not path or not os.access(str(path), os.R_OK):
+            return None
+        return HistoryFile(str(path))
 
     def _params(self, daemon: str | None) -> Any:
         if daemon is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import re
 import threading
@@ -263,7 +264,51 @@ class Queries:
         size = min(limit or cap or DEFAULT_PAGE, cap or MAX_PAGE)
         if source == "jobs":
             return self._queue_page(schedd, query, projection, hidden, size, position)
+        history = self._history_file(schedd)
+        if history is not None and (position is None or "f" in position):
+            return self._file_page(history, query, projection, hidden, size, position, since)
         return self._history_page(schedd, query, projection, hidden, size, position, since)
+
+    def _history_file(self, schedd: str | None) -> condor.HistoryFile | None:
+        """The schedd's history file when the backend can read it locally, else None."""
+        find = getattr(self.backend, "history_file", None)
+        if find is None:
+            return None
+        try:
+            history: condor.HistoryFile | None = find(schedd)
+        except Exception:  # never worse than the schedd query
+            return None
+        return history
+
+    def _file_records(self, history: condor.HistoryFile, query: str, since: str | None,
+                      before: tuple[str, int] | None = None) -> Iterator[tuple[tuple[str, int], Ad]]:
+        """Matching records of a history file, newest first, stopping at the `since` job."""
+        expr = condor.check_expression(query)
+        stop = tuple(int(part) for part in since.split(".")) if since else None
+        for position, ad in history.records(before):
+            if stop is not None and _job_sort_key(ad)[:len(stop)] == stop:
+                return
+            if condor.matches(expr, ad):
+                yield position, ad
+
+    def _file_page(self, history: condor.HistoryFile, query: str, projection: list[str] | None,
+                   hidden: frozenset[str], size: int, position: dict[str, Any] | None,
+                   since: str | None) -> Listing:
+        """A page read straight from the history file: the cursor is the byte offset of the
+        last record served, so a deep page costs what a first page does."""
+        before = (position["f"], position["o"]) if position is not None else None
+        picked = []
+        for found in self._file_records(history, query, since, before):
+            picked.append(found)
+            if len(picked) > size:
+                break
+        page = picked[:size]
+        keep = self._projection(projection, JOB_ID_ATTRS)[1]
+        records = [self._job_record(ad, keep, hidden) for _, ad in page]
+        if len(picked) <= size:
+            return Listing(records)
+        (name, offset), _ = page[-1]
+        return Listing(records, next_page=_next_page({"f": name, "o": offset}, "history", size))
 
     def _history_stream(self, schedd: str | None, query: str, projection: list[str] | None,
                         hidden: frozenset[str], since: str | None) -> Listing:
@@ -272,6 +317,9 @@ class Queries:
         whether RESTD_MAX_JOBS cuts the result short, and gives the answer its ETag: history
         records never change once written, so the same ids mean the same answer."""
         cap = self.settings.max_jobs
+        history = self._history_file(schedd)
+        if history is not None:
+            return self._file_stream(history, query, projection, hidden, since)
         probe = self._job_ads("history", schedd, query, ["GlobalJobId", *JOB_ID_ATTRS],
                               cap + 1 if cap else 1, since)
         truncated = bool(cap) and len(probe) > cap
@@ -295,6 +343,23 @@ class Queries:
                 batch = min(2 * batch, STREAM_BATCH)
 
         return Listing(records(), truncated=truncated, stream_tag=f'W/"{fingerprint.hexdigest()}"')
+
+    def _file_stream(self, history: condor.HistoryFile, query: str, projection: list[str] | None,
+                     hidden: frozenset[str], since: str | None) -> Listing:
+        """A whole history straight from the file, one record at a time: memory holds a record,
+        and the file is read once (twice up to the cap, when RESTD_MAX_JOBS may cut it)."""
+        cap = self.settings.max_jobs
+        truncated = bool(cap) and sum(1 for _ in itertools.islice(
+            self._file_records(history, query, since), cap + 1)) > cap
+        keep = self._projection(projection, JOB_ID_ATTRS)[1]
+        tag = hashlib.blake2b(repr((query, projection, sorted(hidden), cap, since,
+                                    history.identity())).encode(), digest_size=16).hexdigest()
+
+        def records() -> Iterator[RawJSON]:
+            for _, ad in itertools.islice(self._file_records(history, query, since), cap or None):
+                yield self._job_record(ad, keep, hidden)
+
+        return Listing(records(), truncated=truncated, stream_tag=f'W/"{tag}"')
 
     def _queue_page(self, schedd: str | None, query: str, projection: list[str] | None,
                     hidden: frozenset[str], size: int, position: dict[str, Any] | None) -> Listing:
@@ -574,6 +639,10 @@ def _decode_cursor(cursor: str, source: str) -> dict[str, Any]:
         raise bad
     if source == "jobs":
         ints = data.get("after") or []
+    elif "f" in data:  # a byte offset in a history file
+        ints = [data.get("o")]
+        if not isinstance(data["f"], str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,200}", data["f"]):
+            raise bad
     else:
         ints = [data.get("n")]
         if not isinstance(data.get("a"), str) or not JOB_ID.fullmatch(data["a"]):

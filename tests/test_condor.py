@@ -277,3 +277,47 @@ def test_located_schedds_are_cached_and_forgotten_on_failure(real: Client, stubs
     stubs.schedd_error = None
     real.get("/v1/jobs/schedd2@vm")
     assert sum(1 for c in stubs.calls if c[0] == "locate") == 2
+
+
+# ------------------------------------------------------------------------- history files
+
+def write_history(folder: Path, ads: list[Any], name: str = "history", tail: str = "") -> Path:
+    """A history file as a schedd writes it: oldest first, each ad followed by its banner line."""
+    path = folder / name
+    with path.open("w") as out:
+        for ad in reversed(ads):
+            out.write(ad.printOld())
+            out.write(f'*** Offset = 0 ClusterId = {ad["ClusterId"]} ProcId = {ad["ProcId"]} '
+                      f'Owner = "{ad.get("Owner")}" CompletionDate = 1795590975\n')
+        out.write(tail)
+    return path
+
+
+def ids_of(records: Any) -> list[str]:
+    return [f"{ad['ClusterId']}.{ad['ProcId']}" for _, ad in records]
+
+
+@pytest.mark.parametrize("block", [64, 1000, 1 << 16])
+def test_history_file_reads_newest_first_from_any_position(tmp_path: Path, block: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(condor, "READ_BLOCK", block)
+    ads = load_ads("history-default")  # newest first
+    history = condor.HistoryFile(str(write_history(tmp_path, ads, tail='Partial = "being written"\n')))
+    records = list(history.records())
+    assert ids_of(records) == [f"{ad['ClusterId']}.{ad['ProcId']}" for ad in ads]
+    assert json.loads(condor.ad_json(records[3][1])) == json.loads(condor.ad_json(ads[3]))
+    for n in (0, 1, 13, 27):
+        assert ids_of(history.records(records[n][0])) == ids_of(records[n + 1:])
+
+
+def test_history_file_goes_on_into_rotated_files(tmp_path: Path) -> None:
+    ads = load_ads("history-default")
+    write_history(tmp_path, ads[20:], "history.20261101T000000")
+    write_history(tmp_path, ads[10:20], "history.20261120T000000")
+    history = condor.HistoryFile(str(write_history(tmp_path, ads[:10])))
+    assert history.files() == ["history", "history.20261120T000000", "history.20261101T000000"]
+    records = list(history.records())
+    assert ids_of(records) == [f"{ad['ClusterId']}.{ad['ProcId']}" for ad in ads]
+    assert ids_of(history.records(records[9][0])) == ids_of(records[10:])
+    assert list(history.records(("history.19990101T000000", 5))) == []
+    assert condor.HistoryFile(str(tmp_path / "nothing")).identity() == "missing"

@@ -580,11 +580,13 @@ class Counting:
         self.lock = __import__("threading").Lock()
 
     def __getattr__(self, name: str) -> Any:
+        real = getattr(self.pool, name)  # an AttributeError for what the pool does not have
+
         def call(*args: Any) -> Any:
             with self.lock:
                 self.calls += 1
             __import__("time").sleep(self.delay)
-            return getattr(self.pool, name)(*args)
+            return real(*args)
         return call
 
 
@@ -662,11 +664,13 @@ def test_an_upstream_failure_mid_stream_ends_the_body_short(make_client: Any, po
                                                             small_batches: None) -> None:
     class FailsLater(Counting):
         def __getattr__(self, name: str) -> Any:
+            real = getattr(self.pool, name)
+
             def call(*args: Any) -> Any:
                 self.calls += 1
                 if self.calls > 3:
                     raise Unavailable("the schedd went away")
-                return getattr(self.pool, name)(*args)
+                return real(*args)
             return call
 
     client = make_client(backend=FailsLater(pool), max_jobs=0)
@@ -720,3 +724,53 @@ def test_a_history_walk_survives_new_records_and_any_time_order(make_client: Any
         seen += jobids(r.json())
         link = r.headers.get("link")
     assert seen == expected
+
+
+# ------------------------------------------------------- history read from the local file
+
+@pytest.fixture
+def filed(tmp_path: Any, make_client: Any) -> Any:
+    """A backend whose default schedd's history file is readable here, as on the schedd's host."""
+    from condor_restd import condor
+    from condor_restd.demo import DemoPool
+
+    from .test_condor import write_history
+
+    pool = DemoPool()
+    path = write_history(tmp_path, list(pool.histories["vm"]))
+
+    class Local(Counting):
+        def history_file(self, schedd: str | None) -> Any:
+            return condor.HistoryFile(str(path)) if schedd is None else None
+
+    backend = Local(pool)
+    return backend, (lambda **kw: make_client(backend=backend, **kw))
+
+
+def test_pages_from_the_history_file_match_the_schedd(filed: Any, client: Client) -> None:
+    backend, make = filed
+    expected = jobids(client.get("/v1/history/DEFAULT").json())
+    for size in (1, 5, 28):
+        seen, pages = walk(make(), "/v1/history/DEFAULT", {"limit": size})
+        assert seen == expected and pages == -(-28 // size)
+    assert backend.calls == 0  # the schedd was never asked
+    seen, _ = walk(make(), "/v1/history/DEFAULT", {"limit": 2, "constraint": 'Owner == "bob"',
+                                                   "projection": "Owner", "since": "13.2"})
+    assert seen == [j for j in jobids(client.get("/v1/history/DEFAULT", {"constraint": 'Owner == "bob"',
+                                                                          "since": "13.2"}).json())]
+    r = make().get("/v1/history/DEFAULT", {"limit": 2, "projection": "Owner"})
+    assert [set(j["classad"]) for j in r.json()] == [{"owner"}, {"owner"}]
+
+
+def test_a_stream_from_the_history_file(filed: Any, client: Client, small_batches: None) -> None:
+    backend, make = filed
+    expected = client.get("/v1/history/DEFAULT").json()
+    app = make(max_jobs=0)
+    r = app.get("/v1/history/DEFAULT")
+    assert r.json() == expected and backend.calls == 0
+    assert r.headers["etag"].startswith('W/"')
+    assert app.get("/v1/history/DEFAULT", headers={"If-None-Match": r.headers["etag"]}).status == 304
+    capped = make(max_jobs=10).get("/v1/history/DEFAULT")
+    assert len(capped.json()) == 10 and capped.headers["x-restd-truncated"] == "true"
+    assert make().get("/v1/history/schedd2@vm", {"limit": 3}).status == 200  # no file: the schedd
+    assert backend.calls >= 1
