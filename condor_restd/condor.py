@@ -260,7 +260,10 @@ class HistoryFile:
             try:
                 with open(os.path.join(folder, name), "rb") as file:
                     for offset, text in _records_backwards(file, end):
-                        ads = parse_ads(text.decode("utf-8", "replace"))
+                        try:
+                            ads = parse_ads(text.decode("utf-8", "replace"))
+                        except PARSE_ERRORS:
+                            continue  # a damaged record: the schedd would skip it too
                         if ads:
                             yield (name, offset), ads[0]
             except FileNotFoundError:
