@@ -136,6 +136,18 @@ def memory_bench(count: int = 100_000) -> dict[str, dict[str, Any]]:
     return results
 
 
+def _timed_page(client: Client, depth: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Best of three for one history page; checks that it starts `depth` records in."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        r = client.get("/v1/history/DEFAULT", params)
+        best = min(best, time.perf_counter() - started)
+    ids = [j["jobid"] for j in r.json()]
+    assert ids[0] == f"{500_000 - depth // 10}.{depth % 10}", (depth, ids[:2])
+    return {"depth": depth, "seconds": best, "records": len(ids)}
+
+
 def page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_000, 100_000 - 100),
                      size: int = 100) -> list[dict[str, Any]]:
     """The cost of one 100-record history page at several depths, cursor from the page before."""
@@ -148,16 +160,7 @@ def page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_000, 1
         if depth:
             data = json.dumps({"v": 1, "s": "history", "a": "500000.0", "n": depth}, separators=(",", ":"))
             cursor = __import__("base64").urlsafe_b64encode(data.encode()).decode().rstrip("=")
-        params = {"limit": size, **({"cursor": cursor} if cursor else {})}
-        best = float("inf")
-        for _ in range(3):
-            started = time.perf_counter()
-            r = client.get("/v1/history/DEFAULT", params)
-            best = min(best, time.perf_counter() - started)
-        ids = [j["jobid"] for j in r.json()]
-        expected_first = f"{500_000 - depth // 10}.{depth % 10}"
-        assert ids[0] == expected_first, (depth, ids[:2], expected_first)
-        rows.append({"depth": depth, "seconds": best, "records": len(ids)})
+        rows.append(_timed_page(client, depth, {"limit": size, **({"cursor": cursor} if cursor else {})}))
     client.app.queries.close()  # type: ignore[attr-defined]
     return rows
 
@@ -189,14 +192,7 @@ def file_page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_0
             link = before.headers["link"].split(";")[0].strip("<>")
             params = dict(__import__("urllib.parse").parse.parse_qsl(link.split("?", 1)[1]))
             params["limit"] = str(size)
-        best = float("inf")
-        for _ in range(3):
-            started = time.perf_counter()
-            r = client.get("/v1/history/DEFAULT", params)
-            best = min(best, time.perf_counter() - started)
-        ids = [j["jobid"] for j in r.json()]
-        assert ids[0] == f"{500_000 - depth // 10}.{depth % 10}", (depth, ids[:2])
-        rows.append({"depth": depth, "seconds": best, "records": len(ids)})
+        rows.append(_timed_page(client, depth, params))
     client.app.queries.close()  # type: ignore[attr-defined]
     for leftover in folder.iterdir():
         leftover.unlink()

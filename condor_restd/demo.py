@@ -60,6 +60,9 @@ class DemoPool:
         self.histories = dict(histories)
         self.collector = list(collector)
         self._config = {key: dict(values) for key, values in config.items()}
+        # schedds are located through the collector, as on a real pool
+        self._schedds = {condor.value_of(ad, "Name") for ad in self.collector
+                         if condor.value_of(ad, "MyType") == "Scheduler"}
 
     # --------------------------------------------------------------------- the protocol
 
@@ -102,9 +105,7 @@ class DemoPool:
     def _schedd(self, name: str | None) -> str:
         if name is None:
             return DEFAULT_SCHEDD
-        known = {condor.value_of(ad, "Name") for ad in self.collector
-                 if condor.value_of(ad, "MyType") == "Scheduler"}
-        if name not in known or name not in self.queues:
+        if name not in self._schedds or name not in self.queues:
             raise NotFound(f"no schedd named {name!r} is known to the collector")
         return name
 

@@ -175,9 +175,6 @@ class Queries:
                 raise BadRequest(f"constraint may not call {function}() while job "
                                  "attributes are hidden")
 
-    def _limit(self) -> int:
-        return self.settings.max_jobs
-
     # ------------------------------------------------------------------------ authorization
 
     def _authenticated(self, who: Identity | None) -> None:
@@ -204,7 +201,7 @@ class Queries:
                  since: str | None = None) -> Sequence[Ad]:
         if source not in SOURCES:
             raise NotFound(f"unknown job source {source!r}")
-        limit = self._limit() if limit is None else limit
+        limit = self.settings.max_jobs if limit is None else limit
         ads: Sequence[Ad]
         if source == "jobs":
             ads = self._call("schedd", self.backend.jobs, schedd, constraint, list(projection), limit)
