@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(r'^__version__ = "([^"]+)"',
@@ -45,6 +45,8 @@ setup(
         "test": TEST,
         "dev": [*TEST, "mypy>=1.8", "ruff>=0.4", "types-PyYAML", "types-requests"],
     },
+    # Optional: without a compiler the same work is done in Python, only slower.
+    ext_modules=[Extension("condor_restd._speedups", ["condor_restd/_speedups.c"], optional=True)],
     entry_points={"console_scripts": ["condor_restd = condor_restd.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

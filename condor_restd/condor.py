@@ -23,6 +23,11 @@ except ImportError:  # pragma: no cover - exercised only where the old bindings 
 
     BINDINGS = "htcondor"
 
+try:  # the compiled helper (condor_restd/_speedups.c); the same work is done in Python without it
+    from . import _speedups
+except ImportError:  # pragma: no cover - exercised where the package was installed without a compiler
+    _speedups = None
+
 Ad = Any  # a classad2.ClassAd (or classad.ClassAd): opaque outside this module
 
 HTCONDOR_ERRORS: tuple[type[BaseException], ...] = tuple(
@@ -173,11 +178,7 @@ def ad_json(ad: Ad, keep: frozenset[str] | None = None,
     """
     text = ad.printJson()
     if keep is None and not hide:  # the hot path: one pass over the text
-        parts = _ANY_NAME.split(text)
-        if len(parts) == 1:
-            return "{}"
-        parts[1::2] = map(str.lower, parts[1::2])
-        return "".join(parts)
+        return lower_names(text)
     parts = _TOP_NAME.split(text)
     if len(parts) == 1:
         return "{}"
@@ -189,6 +190,66 @@ def ad_json(ad: Ad, keep: frozenset[str] | None = None,
                 nested[1::2] = map(str.lower, nested[1::2])
                 parts[i] = "".join(nested)
     return _select(parts, keep, hide)
+
+
+def lower_names(text: str) -> str:
+    """printJson() text with every member name lowercased ("{}" for an empty ad)."""
+    if _speedups is not None:
+        done: str | None = _speedups.lower_names(text)
+        if done is not None:
+            return done
+    return _lower_names(text)
+
+
+def _lower_names(text: str) -> str:
+    parts = _ANY_NAME.split(text)
+    if len(parts) == 1:
+        return "{}"
+    parts[1::2] = map(str.lower, parts[1::2])
+    return "".join(parts)
+
+
+def job_record(ad: Ad, keep: frozenset[str] | None = None,
+               hide: frozenset[str] = frozenset()) -> tuple[tuple[int, int], bytes]:
+    """A job ad's sort key (cluster, proc) and its API record in UTF-8,
+    {"jobid": "<cluster>.<proc>", "classad": ad_json(ad, keep, hide)}."""
+    key, jobid = job_id(ad)
+    return key, (_JOB_RECORD % (jobid, ad_json(ad, keep, hide))).encode("utf-8")
+
+
+def job_records(ads: Sequence[Ad], keep: frozenset[str] | None = None,
+                hide: frozenset[str] = frozenset()) -> list[tuple[tuple[int, int], bytes]]:
+    """job_record() for each ad. Whole ads go through the compiled helper, which reads the ids
+    and lowercases the names in one pass over printJson(); it hands back what it cannot do."""
+    if keep is not None or hide or _speedups is None:
+        return [job_record(ad, keep, hide) for ad in ads]
+    done: list[Any] = _speedups.job_records(ads)
+    if None in done:
+        done = [job_record(ad) if record is None else record for ad, record in zip(ads, done)]
+    return done
+
+
+def job_listing(ads: Sequence[Ad], sort: bool, cap: int) -> tuple[bytes, list[int]] | None:
+    """The JSON array of the job records of `ads` (sorted by id with `sort`, the first `cap`
+    when cap > 0) written once by the compiled helper, with where each record ends in it; None
+    when the helper is not built or an ad needs the Python path."""
+    if _speedups is None:
+        return None
+    done = _speedups.job_listing(ads, sort, cap)
+    if done is None:
+        return None
+    body, ends, count = done
+    return body, memoryview(ends).cast("q")[:count].tolist()
+
+
+_JOB_RECORD = '{"jobid": "%s", "classad": %s}'
+
+
+def job_id(ad: Ad) -> tuple[tuple[int, int], str]:
+    """(cluster, proc) for sorting (-1 for a value that is not an integer), and the id as text."""
+    cluster, proc = value_of(ad, "ClusterId"), value_of(ad, "ProcId")
+    key = (cluster if isinstance(cluster, int) else -1, proc if isinstance(proc, int) else -1)
+    return key, f"{cluster}.{proc}"
 
 
 def _select(parts: list[str], keep: frozenset[str] | None, hide: frozenset[str]) -> str:

@@ -264,13 +264,15 @@ RETRY_AFTER = {"description": "Seconds to wait before trying again.", "required"
 ALLOW = {"description": "The methods this API answers.", "required": True,
          "schema": {"type": "string"}, "example": "GET, HEAD, OPTIONS"}
 
+ETAG_PATTERN = '^("[0-9a-f]+-[0-9a-f]{8}"|W/"[0-9a-f]{32}")$'
 HEADERS: dict[str, Schema] = {
-    "ETag": _header("A strong validator of this answer's body (in its format); send it back in "
-                    "`If-None-Match` to get a 304 while the answer is unchanged.",
-                    {"type": "string", "pattern": '^"[0-9a-f]{32}"$'},
-                    '"5a1f0c3e9b7d24e6a8c1f0b3d2e4a6c8"'),
+    "ETag": _header("A validator of this answer's body (in its format); send it back in "
+                    "`If-None-Match` to get a 304 while the answer is unchanged. Strong "
+                    "(the body's length and CRC-32, in hex), or weak (`W/`) on a streamed "
+                    "history, where it stands for the ids of the records sent.",
+                    {"type": "string", "pattern": ETAG_PATTERN}, '"1f3a-5a1f0c3e"'),
     "HtmlETag": _header("As for JSON and YAML; the HTML page has none.",
-                        {"type": "string", "pattern": '^"[0-9a-f]{32}"$'}, required=False),
+                        {"type": "string", "pattern": ETAG_PATTERN}, required=False),
     "CacheControl": _header("`max-age=` RESTD_CACHE_TTL seconds, as long as the daemon itself "
                             "reuses the answer, or `no-cache` when that is 0. With tokens on, "
                             "`private, ` comes first: shared caches must not keep it. The health "

@@ -20,7 +20,7 @@ from .auth import Forbidden, Identity, token_required
 from .cache import SingleFlight
 from .condor import Ad, Condor
 from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
-from .render import Listing, RawJSON
+from .render import Listing, RawJSON, RecordBlock
 from .settings import ATTRIBUTE_NAME, Settings
 
 T = TypeVar("T")
@@ -213,9 +213,10 @@ class Queries:
                              limit, since)
         return ads
 
-    def _job_record(self, ad: Ad, keep: frozenset[str] | None, hidden: frozenset[str]) -> RawJSON:
-        jobid = f"{condor.value_of(ad, 'ClusterId')}.{condor.value_of(ad, 'ProcId')}"
-        return RawJSON('{"jobid": "%s", "classad": %s}' % (jobid, condor.ad_json(ad, keep, hidden)))
+    @staticmethod
+    def _job_record(ad: Ad, keep: frozenset[str] | None, hidden: frozenset[str]) -> bytes:
+        """{"jobid": ..., "classad": ...} as JSON in UTF-8 (the renderer writes it as it is)."""
+        return condor.job_record(ad, keep, hidden)[1]
 
     @staticmethod
     def _projection(names: list[str] | None, required: Sequence[str],
@@ -239,8 +240,10 @@ class Queries:
         if limit is not None and limit < 1:
             raise BadRequest("limit must be at least 1")
         position = _decode_cursor(cursor, source) if cursor is not None else None
-        if source == "history" and limit is None and position is None and (
+        if limit is None and position is None and (
                 not self.settings.max_jobs or self.settings.max_jobs > STREAM_ABOVE):
+            if source == "jobs":
+                return self._queue_stream(schedd, query, projection, hidden)
             return self._history_stream(schedd, query, projection, hidden, since)
         key = ("jobs", source, schedd, tuple(projection or ()), query, limit, cursor, since)
         return self._cached(key, lambda: self._listing(source, schedd, query, projection, hidden,
@@ -254,10 +257,14 @@ class Queries:
             ask, keep = self._projection(projection, JOB_ID_ATTRS)
             ads = self._job_ads(source, schedd, query, ask, cap + 1 if cap else 0, since)
             truncated = bool(cap) and len(ads) > cap
+            if keep is None and not hidden:
+                block = condor.job_listing(ads, source == "jobs", cap)
+                if block is not None:
+                    return Listing(RecordBlock(*block), truncated=truncated)
+            entries = condor.job_records(ads, keep, hidden)
             if source == "jobs":
-                ads = sorted(ads, key=_job_sort_key)
-            return Listing([self._job_record(ad, keep, hidden) for ad in ads[:cap or None]],
-                           truncated=truncated)
+                entries.sort(key=_first)
+            return Listing([record for _, record in entries[:cap or None]], truncated=truncated)
         size = min(limit or cap or DEFAULT_PAGE, cap or MAX_PAGE)
         if source == "jobs":
             return self._queue_page(schedd, query, projection, hidden, size, position)
@@ -325,7 +332,7 @@ class Queries:
         for ad in probe[:cap or None]:
             fingerprint.update(str(condor.value_of(ad, "GlobalJobId")).encode())
 
-        def records() -> Iterator[RawJSON]:
+        def records() -> Iterator[bytes]:
             position: dict[str, Any] | None = None
             served = 0
             batch = STREAM_FIRST_BATCH  # small, for a quick first byte; then larger
@@ -352,11 +359,48 @@ class Queries:
         tag = hashlib.blake2b(repr((query, projection, sorted(hidden), cap, since,
                                     history.identity())).encode(), digest_size=16).hexdigest()
 
-        def records() -> Iterator[RawJSON]:
+        def records() -> Iterator[bytes]:
             for _, ad in itertools.islice(self._file_records(history, query, since), cap or None):
                 yield self._job_record(ad, keep, hidden)
 
         return Listing(records(), truncated=truncated, stream_tag=f'W/"{tag}"')
+
+    def _queue_stream(self, schedd: str | None, query: str, projection: list[str] | None,
+                      hidden: frozenset[str]) -> Listing:
+        """A big queue in job-id order, STREAM_BATCH jobs at a time: the matching ids first
+        (small ads), then each batch's id window. The answer is spooled (to disk past a few MB)
+        as it is encoded, so memory holds one batch, and it still gets a true ETag, and a
+        schedd failure half-way still gets an error status: queue ads change, so the ids alone
+        cannot stand for the answer, as they do for history."""
+        cap = self.settings.max_jobs
+        ids = sorted(_job_sort_key(ad) for ad in
+                     self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0, None))
+        truncated = bool(cap) and len(ids) > cap
+        del ids[cap or len(ids):]
+        ask, keep = self._projection(projection, JOB_ID_ATTRS)
+
+        def records() -> Iterator[bytes]:
+            for start in range(0, len(ids), STREAM_BATCH):
+                batch = ids[start:start + STREAM_BATCH]
+                ads = self._job_ads("jobs", schedd, f"{query} && {_id_window(batch[0], batch[-1])}",
+                                    ask, 0, None)
+                yield from self._records(ads, keep, hidden, sort=True)
+                del ads
+
+        return Listing(records(), truncated=truncated, spool=True)
+
+    @staticmethod
+    def _records(ads: Sequence[Ad], keep: frozenset[str] | None, hidden: frozenset[str],
+                 sort: bool) -> Sequence[bytes]:
+        """The job records of `ads` (in id order with `sort`)."""
+        if keep is None and not hidden:
+            block = condor.job_listing(ads, sort, 0)
+            if block is not None:
+                return RecordBlock(*block)
+        entries = condor.job_records(ads, keep, hidden)
+        if sort:
+            entries.sort(key=_first)
+        return [record for _, record in entries]
 
     def _queue_page(self, schedd: str | None, query: str, projection: list[str] | None,
                     hidden: frozenset[str], size: int, position: dict[str, Any] | None) -> Listing:
@@ -369,15 +413,12 @@ class Queries:
         page = ids[:size]
         if not page:
             return Listing([])
-        (c0, p0), (c1, p1) = page[0], page[-1]
-        window = (f"(ClusterId > {c0} || (ClusterId == {c0} && ProcId >= {p0})) && "
-                  f"(ClusterId < {c1} || (ClusterId == {c1} && ProcId <= {p1}))")
         ask, keep = self._projection(projection, JOB_ID_ATTRS)
-        ads = sorted(self._job_ads("jobs", schedd, f"{query} && {window}", ask, 0, None),
-                     key=_job_sort_key)
+        ads = self._job_ads("jobs", schedd, f"{query} && {_id_window(page[0], page[-1])}", ask, 0,
+                            None)
         more = len(ids) > size
-        return Listing([self._job_record(ad, keep, hidden) for ad in ads],
-                       next_page=_next_page({"after": [c1, p1]}, "jobs", size) if more else None)
+        return Listing(self._records(ads, keep, hidden, sort=True),
+                       next_page=_next_page({"after": list(page[-1])}, "jobs", size) if more else None)
 
     def _history_page(self, schedd: str | None, query: str, projection: list[str] | None,
                       hidden: frozenset[str], size: int, position: dict[str, Any] | None,
@@ -416,7 +457,7 @@ class Queries:
                                                      "history", size))
 
     def job(self, source: str, schedd: str | None, cluster: int, proc: int,
-            projection: list[str] | None = None, who: Identity | None = None) -> RawJSON:
+            projection: list[str] | None = None, who: Identity | None = None) -> bytes:
         hidden = self._hidden(source)
         ask, keep = self._projection(projection, JOB_ID_ATTRS)
         query = self._constraint(None, hidden, *self._id_clauses(cluster, proc),
@@ -465,7 +506,7 @@ class Queries:
         truncated = bool(cap) and len(ads) > cap
         if source == "jobs":
             ads = sorted(ads, key=_job_sort_key)
-        groups: dict[str, list[RawJSON]] = {}
+        groups: dict[str, list[bytes]] = {}
         for ad in ads[:cap or None]:
             key = condor.group_key(ad, groupby)
             if key is not None:
@@ -592,8 +633,18 @@ class Queries:
 
 
 def _job_sort_key(ad: Ad) -> tuple[int, int]:
-    cluster, proc = condor.value_of(ad, "ClusterId"), condor.value_of(ad, "ProcId")
-    return (cluster if isinstance(cluster, int) else -1, proc if isinstance(proc, int) else -1)
+    return condor.job_id(ad)[0]
+
+
+def _id_window(first: tuple[int, int], last: tuple[int, int]) -> str:
+    """A constraint for the job ids from `first` to `last`, both included."""
+    (c0, p0), (c1, p1) = first, last
+    return (f"(ClusterId > {c0} || (ClusterId == {c0} && ProcId >= {p0})) && "
+            f"(ClusterId < {c1} || (ClusterId == {c1} && ProcId <= {p1}))")
+
+
+def _first(entry: tuple[tuple[int, int], bytes]) -> tuple[int, int]:
+    return entry[0]
 
 
 def _status_sort_key(ad: Ad) -> tuple[str, str]:
@@ -610,6 +661,8 @@ MAX_PAGE = 100_000
 def _weight(value: Any) -> int:
     """Roughly how many characters an answer holds, for the cache's budget."""
     if isinstance(value, Listing):
+        if isinstance(value.records, RecordBlock):
+            return len(value.records.body)
         return sum(map(len, value.records))
     if isinstance(value, dict):
         return sum(_weight(v) for v in value.values()) + 64

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
+import tempfile
 import time
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
@@ -35,7 +36,34 @@ ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class RawJSON(str):
-    """A fragment that is already JSON text; the encoder writes it as it is."""
+    """A fragment that is already JSON text; the encoder writes it as it is. (A `bytes` value
+    in a result is such a fragment too, already in UTF-8: job records come that way.)"""
+
+
+class RecordBlock:
+    """A list's whole JSON array, written once (by the compiled helper); its records, JSON in
+    UTF-8, are slices of it. Answering in JSON then copies nothing, and the ETag is kept."""
+
+    def __init__(self, body: bytes, ends: Sequence[int]) -> None:
+        self.body = body  # b"[\n" record ",\n" record ... "\n]\n"
+        self.ends = ends  # where each record ends in body
+        self.etag: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, index: int) -> bytes:
+        if not -len(self.ends) <= index < len(self.ends):
+            raise IndexError(index)
+        index %= len(self.ends)
+        start = self.ends[index - 1] + 2 if index else 2
+        return self.body[start:self.ends[index]]
+
+    def __iter__(self) -> Iterator[bytes]:
+        start = 2
+        for end in self.ends:
+            yield self.body[start:end]
+            start = end + 2
 
 
 class Listing:
@@ -43,13 +71,17 @@ class Listing:
     query parameters (announced in a Link header) if there is one."""
 
     def __init__(self, records: Any, truncated: bool = False,
-                 next_page: Mapping[str, str] | None = None, stream_tag: str | None = None) -> None:
+                 next_page: Mapping[str, str] | None = None, stream_tag: str | None = None,
+                 spool: bool = False) -> None:
         self.records = records
         self.truncated = truncated
         self.next_page = next_page
         # A streamed listing: `records` is an iterator, produced while the body is sent; its
         # ETag comes from the daemon (it cannot hash a body it has not produced yet).
         self.stream_tag = stream_tag
+        # A spooled listing: `records` is an iterator whose body is encoded into a temporary
+        # file (memory for the first SPOOL_MEMORY bytes) before the answer starts, then sent.
+        self.spool = spool
 
 
 class Page:
@@ -82,8 +114,10 @@ def to_json(value: Any) -> str:
     """Encode a result, splicing RawJSON fragments in without re-encoding them."""
     if isinstance(value, RawJSON):
         return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
     if isinstance(value, dict):
-        if not any(isinstance(v, (RawJSON, dict, list)) for v in value.values()):
+        if not any(isinstance(v, (RawJSON, bytes, dict, list)) for v in value.values()):
             return json.dumps(value, ensure_ascii=False)
         items = [f"{json.dumps(str(k), ensure_ascii=False)}: {to_json(v)}" for k, v in value.items()]
         return "{" + ", ".join(items) + "}"
@@ -98,7 +132,9 @@ def to_python(value: Any) -> Any:
     """The plain Python form of a result (RawJSON decoded), for encoders other than JSON."""
     if isinstance(value, Listing):
         return to_python(value.records)
-    if isinstance(value, RawJSON):
+    if isinstance(value, RecordBlock):
+        return json.loads(value.body)
+    if isinstance(value, (RawJSON, bytes)):
         return json.loads(value)
     if isinstance(value, dict):
         return {str(k): to_python(v) for k, v in value.items()}
@@ -124,6 +160,12 @@ def _ndjson(value: Any) -> str:
 def encode(value: Any, media: str) -> bytes:
     if isinstance(value, Listing) and media == JSON:
         value = value.records
+        if isinstance(value, RecordBlock):
+            return value.body
+        if value and all(isinstance(v, bytes) for v in value):  # job records: one copy
+            if len(value) == 1:
+                return b"[\n" + value[0] + b"\n]\n"
+            return b",\n".join([b"[\n" + value[0], *value[1:-1], value[-1] + b"\n]\n"])
     if media == NDJSON:
         return _ndjson(value).encode("utf-8")
     if media == YAML:
@@ -209,7 +251,10 @@ def error_response(error: RestdError, media: str = JSON) -> bytes:
 
 
 def etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    """A validator for a body: its length and CRC-32. Two answers to the same URL that differ
+    yet share both are a 1 in 2**32 chance at worst; a cryptographic hash costs the biggest
+    answers several times as much (SHA-256: 0.019 s against 0.008 s for 34 MB here)."""
+    return '"%x-%08x"' % (len(body), zlib.crc32(body))
 
 
 def _not_modified(tag: str) -> bool:
@@ -253,35 +298,85 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
         _respond(200, b"", media, headers)
         cherrypy.serving.response.stream = True
         return _stream(result.records, media)  # type: ignore[return-value]
+    if isinstance(result, Listing) and result.spool:
+        return _spooled(result.records, media, headers)
     body = encode(result, media)
-    headers["ETag"] = etag(body)
+    block = result.records if isinstance(result, Listing) and media == JSON else None
+    if isinstance(block, RecordBlock):  # hashed once, however often a cached answer is sent
+        block.etag = block.etag or etag(body)
+        headers["ETag"] = block.etag
+    else:
+        headers["ETag"] = etag(body)
     if _not_modified(headers["ETag"]):
         return _respond(304, b"", media, headers)
     return _respond(200, body, media, headers)
 
 
+def _chunks(records: Iterable[Any], media: str) -> Iterator[bytes]:
+    """A list body, a record at a time, in the same bytes encode() gives for the whole list."""
+    first = True
+    for record in records:
+        if media == NDJSON:
+            yield _line(record).encode("utf-8")
+        elif media == YAML:
+            yield yaml.safe_dump([to_python(record)], default_flow_style=False, sort_keys=False,
+                                 allow_unicode=True).encode("utf-8")
+        else:
+            yield (b"[\n" if first else b",\n") + (
+                record if isinstance(record, bytes) else to_json(record).encode("utf-8"))
+        first = False
+    if media == JSON:
+        yield b"[]\n" if first else b"\n]\n"
+    elif media == YAML and first:
+        yield b"[]\n"
+
+
 def _stream(records: Iterable[Any], media: str) -> Iterable[bytes]:
     """A list body sent as its records arrive. A failure half-way can no longer change the
     status: the body stops short (invalid JSON), and the log says why."""
-    first = True
     try:
-        for record in records:
-            if media == NDJSON:
-                yield _line(record).encode("utf-8")
-            elif media == YAML:
-                yield yaml.safe_dump([to_python(record)], default_flow_style=False, sort_keys=False,
-                                     allow_unicode=True).encode("utf-8")
-            else:
-                yield (("[\n" if first else ",\n") + to_json(record)).encode("utf-8")
-            first = False
-        if media == JSON:
-            yield b"[]\n" if first else b"\n]\n"
-        elif media == YAML and first:
-            yield b"[]\n"
+        yield from _chunks(records, media)
     except RestdError as error:
         log.error("a streamed answer stopped short: %s", error.message)
     except Exception:
         log.exception("a streamed answer stopped short")
+
+
+SPOOL_MEMORY = 8 << 20  # bytes of a spooled answer kept in memory; the rest goes to a temporary file
+SPOOL_READ = 1 << 20  # bytes sent at a time from a spooled answer
+
+
+def _spooled(records: Iterable[Any], media: str, headers: dict[str, str]) -> bytes:
+    """Encode a whole listing into a temporary file, hashing as it goes, then answer from it:
+    memory holds what the records' producer holds (a batch), the ETag is the same one encode()
+    would give, and a failure before the end still gets its own error status."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, prefix="condor_restd-")
+    try:
+        size, crc = 0, 0
+        for chunk in _chunks(records, media):
+            spool.write(chunk)
+            size += len(chunk)
+            crc = zlib.crc32(chunk, crc)
+        headers["ETag"] = '"%x-%08x"' % (size, crc)
+        if _not_modified(headers["ETag"]):
+            spool.close()
+            return _respond(304, b"", media, headers)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    headers["Content-Length"] = str(size)
+    _respond(200, b"", media, headers)
+    cherrypy.serving.response.stream = True  # sent from the file as it is, Content-Length known
+
+    def send() -> Iterator[bytes]:
+        with spool:
+            while True:
+                chunk = spool.read(SPOOL_READ)
+                if not chunk:
+                    return
+                yield chunk
+    return send()  # type: ignore[return-value]
 
 
 def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
