@@ -53,7 +53,7 @@ rpm: tarball
 	mkdir -p $(BUILD)/rpm/SOURCES
 	cp $(TARBALL) $(BUILD)/rpm/SOURCES/
 	$(BUILD_ENV) rpmbuild -ba $(RPMBUILD_FLAGS) --define '_topdir $(CURDIR)/$(BUILD)/rpm' packaging/rpm/$(PKG).spec
-	cp $(BUILD)/rpm/RPMS/noarch/$(PKG)-$(VERSION)-*.noarch.rpm $(BUILD)/rpm/SRPMS/$(PKG)-$(VERSION)-*.src.rpm $(DIST)/
+	cp $(BUILD)/rpm/RPMS/*/$(PKG)-$(VERSION)-*.rpm $(BUILD)/rpm/SRPMS/$(PKG)-$(VERSION)-*.src.rpm $(DIST)/
 
 # debhelper wants debian/ at the top of the source tree: assemble one under build/deb.
 deb: tarball
@@ -63,7 +63,7 @@ deb: tarball
 	mv $(BUILD)/deb/$(NAME)-$(VERSION) $(DEB_TREE)
 	cp -R packaging/debian $(DEB_TREE)/debian
 	cd $(DEB_TREE) && $(BUILD_ENV) dpkg-buildpackage -us -uc -b
-	cp $(BUILD)/deb/$(PKG)_$(VERSION)-*_all.deb $(DIST)/
+	cp $(BUILD)/deb/$(PKG)_$(VERSION)-*.deb $(DIST)/
 
 clean:
 	rm -rf $(BUILD) $(DIST)

@@ -2,7 +2,7 @@
  *
  * Optional: condor_restd.condor falls back to the same transformation in Python when this
  * module is not built (no compiler) or the text is not pure ASCII. Both must give the same
- * answer; tests/test_condor.py checks that they do.
+ * answer; tests/test_speedups.py checks that they do.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

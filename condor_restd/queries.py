@@ -242,9 +242,10 @@ class Queries:
         position = _decode_cursor(cursor, source) if cursor is not None else None
         if limit is None and position is None and (
                 not self.settings.max_jobs or self.settings.max_jobs > STREAM_ABOVE):
-            if source == "jobs":
-                return self._queue_stream(schedd, query, projection, hidden)
-            return self._history_stream(schedd, query, projection, hidden, since)
+            if source == "history":
+                return self._history_stream(schedd, query, projection, hidden, since)
+            return self._cached(("queue", schedd, tuple(projection or ()), query),
+                                lambda: self._queue_stream(schedd, query, projection, hidden))
         key = ("jobs", source, schedd, tuple(projection or ()), query, limit, cursor, since)
         return self._cached(key, lambda: self._listing(source, schedd, query, projection, hidden,
                                                        limit, position, since))
@@ -367,27 +368,23 @@ class Queries:
 
     def _queue_stream(self, schedd: str | None, query: str, projection: list[str] | None,
                       hidden: frozenset[str]) -> Listing:
-        """A big queue in job-id order, STREAM_BATCH jobs at a time: the matching ids first
-        (small ads), then each batch's id window. The answer is spooled (to disk past a few MB)
-        as it is encoded, so memory holds one batch, and it still gets a true ETag, and a
-        schedd failure half-way still gets an error status: queue ads change, so the ids alone
-        cannot stand for the answer, as they do for history."""
+        """The queue with no cap, or a cap above STREAM_ABOVE: the matching ids first (small
+        ads). Up to STREAM_ABOVE jobs then come in one query; more come STREAM_BATCH at a time
+        by id window, and the answer is spooled as it is encoded (see render), so memory holds
+        one batch. Queue ads change, so unlike history the ids cannot stand for the answer: the
+        spool gives it a true ETag, and a failure half-way still gets an error status."""
         cap = self.settings.max_jobs
         ids = sorted(_job_sort_key(ad) for ad in
                      self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0, None))
         truncated = bool(cap) and len(ids) > cap
         del ids[cap or len(ids):]
         ask, keep = self._projection(projection, JOB_ID_ATTRS)
-
-        def records() -> Iterator[bytes]:
-            for start in range(0, len(ids), STREAM_BATCH):
-                batch = ids[start:start + STREAM_BATCH]
-                ads = self._job_ads("jobs", schedd, f"{query} && {_id_window(batch[0], batch[-1])}",
-                                    ask, 0, None)
-                yield from self._records(ads, keep, hidden, sort=True)
-                del ads
-
-        return Listing(records(), truncated=truncated, spool=True)
+        if len(ids) <= STREAM_ABOVE:
+            ads = self._job_ads("jobs", schedd, f"{query} && {_id_window(ids[0], ids[-1])}" if ids
+                                else "false", ask, 0, None)
+            return Listing(self._records(ads, keep, hidden, sort=True), truncated=truncated)
+        return Listing(_Windows(self, schedd, query, ask, keep, hidden, ids), truncated=truncated,
+                       spool=True)
 
     @staticmethod
     def _records(ads: Sequence[Ad], keep: frozenset[str] | None, hidden: frozenset[str],
@@ -636,6 +633,26 @@ def _job_sort_key(ad: Ad) -> tuple[int, int]:
     return condor.job_id(ad)[0]
 
 
+class _Windows:
+    """A big queue's job records, fetched STREAM_BATCH jobs at a time by id window each time it
+    is iterated (a shared answer is iterated once per request)."""
+
+    def __init__(self, queries: Queries, schedd: str | None, query: str, ask: list[str],
+                 keep: frozenset[str] | None, hidden: frozenset[str],
+                 ids: list[tuple[int, int]]) -> None:
+        self.queries, self.schedd, self.query, self.ask = queries, schedd, query, ask
+        self.keep, self.hidden, self.ids = keep, hidden, ids
+
+    def __iter__(self) -> Iterator[bytes]:
+        for start in range(0, len(self.ids), STREAM_BATCH):
+            batch = self.ids[start:start + STREAM_BATCH]
+            ads = self.queries._job_ads("jobs", self.schedd,
+                                        f"{self.query} && {_id_window(batch[0], batch[-1])}",
+                                        self.ask, 0, None)
+            yield from self.queries._records(ads, self.keep, self.hidden, sort=True)
+            del ads
+
+
 def _id_window(first: tuple[int, int], last: tuple[int, int]) -> str:
     """A constraint for the job ids from `first` to `last`, both included."""
     (c0, p0), (c1, p1) = first, last
@@ -663,6 +680,8 @@ def _weight(value: Any) -> int:
     if isinstance(value, Listing):
         if isinstance(value.records, RecordBlock):
             return len(value.records.body)
+        if isinstance(value.records, _Windows):
+            return 16 * len(value.records.ids)
         return sum(map(len, value.records))
     if isinstance(value, dict):
         return sum(_weight(v) for v in value.values()) + 64

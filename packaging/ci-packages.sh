@@ -22,7 +22,7 @@ DAEMON=/usr/libexec/condor/condor_restd
 SNIPPET=/etc/condor/config.d/50-condor-restd.conf
 MANPAGE=/usr/share/man/man8/condor_restd.8.gz
 # The build tools, plus the DEB's Debian dependencies (so that installing it needs no download).
-NEEDED=(make build-essential fakeroot rpm debhelper dh-python python3-all python3-setuptools lintian
+NEEDED=(make build-essential fakeroot rpm debhelper dh-python python3-all python3-all-dev python3-setuptools lintian
         python3-cherrypy3 python3-cryptography python3-jwt python3-prometheus-client python3-requests
         python3-yaml)
 APT_OPTS=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
@@ -179,8 +179,8 @@ if ! make clean packages >"$log" 2>&1; then
     exit 1
 fi
 rm -f "$log"
-rpm_file=$(ls dist/$PKG-"$version"-*.noarch.rpm)
-deb_file=$(ls dist/${PKG}_"$version"-*_all.deb)
+rpm_file=$(ls dist/$PKG-"$version"-*.rpm | grep -v "\.src\.rpm$" | grep -v debug)
+deb_file=$(ls dist/${PKG}_"$version"-*.deb | grep -v dbgsym)
 ok "built $rpm_file"
 ok "built $deb_file"
 
@@ -188,8 +188,9 @@ step "RPM contents"
 rpm_list=$(rpm -qlp "$rpm_file" 2>/dev/null)
 expect_in "$rpm_list" RPM "$DAEMON" /usr/bin/condor_restd "$SNIPPET" "$MANPAGE" \
     /usr/share/doc/$PKG/install.md /usr/share/licenses/$PKG/LICENSE \
-    '~^/usr/lib/python3[.0-9]*/site-packages/condor_restd/__init__\.py$' \
-    '~^/usr/lib/python3[.0-9]*/site-packages/condor_restd/demo_data/'
+    '~^/usr/lib(64)?/python3[.0-9]*/site-packages/condor_restd/__init__\.py$' \
+    '~^/usr/lib(64)?/python3[.0-9]*/site-packages/condor_restd/_speedups\..*\.so$' \
+    '~^/usr/lib(64)?/python3[.0-9]*/site-packages/condor_restd/demo_data/'
 flags=$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpm_file" 2>/dev/null | awk -v f="$SNIPPET" '$1 == f {print $2}')
 if [[ $flags == *c* && $flags == *n* ]]; then ok "RPM: $SNIPPET is %config(noreplace)"; else bad "RPM: $SNIPPET is not %config(noreplace) (flags '$flags')"; fi
 expect_in "$(rpm -qp --requires "$rpm_file" 2>/dev/null)" "RPM Requires" python3 python3-cherrypy python3-prometheus_client \
@@ -200,6 +201,7 @@ deb_list=$(dpkg-deb -c "$deb_file" | awk '{print substr($6, 2)}')
 expect_in "$deb_list" DEB "$DAEMON" /usr/bin/condor_restd "$SNIPPET" "$MANPAGE" \
     /usr/share/doc/$PKG/copyright '~^/usr/share/doc/'$PKG'/install\.md(\.gz)?$' \
     /usr/lib/python3/dist-packages/condor_restd/__init__.py \
+    '~^/usr/lib/python3/dist-packages/condor_restd/_speedups\..*\.so$' \
     '~^/usr/lib/python3/dist-packages/condor_restd/demo_data/'
 expect_in "$(dpkg-deb -I "$deb_file" conffiles 2>/dev/null)" "DEB conffiles" "$SNIPPET"
 depends=$(dpkg-deb -f "$deb_file" Depends)

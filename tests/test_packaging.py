@@ -168,7 +168,10 @@ def test_spec_installs_the_daemon_snippet_and_man_page() -> None:
     assert "condor_config.d/50-condor-restd.conf" in spec
     assert "docs/condor_restd.8" in spec
     assert "packaging/libexec/condor_restd %{buildroot}%{_libexecdir}/condor/condor_restd" in spec
-    assert re.search(r"^BuildArch:\s*noarch$", spec, re.M)
+    # arch-specific: it carries the compiled helper, built with the system Python's headers
+    assert not re.search(r"^BuildArch:", spec, re.M)
+    assert {"gcc", "python3-devel"} <= set(re.findall(r"^BuildRequires:\s*(\S+)", spec, re.M))
+    assert "%{python3_sitearch}/%{srcname}/" in files
     requires = set(re.findall(r"^Requires:\s*(\S+)", spec, re.M))
     assert {"python3", "python3-cherrypy", "python3-prometheus_client", "python3-pyyaml",
             "python3-condor"} <= requires

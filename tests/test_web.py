@@ -678,6 +678,109 @@ def test_an_upstream_failure_mid_stream_ends_the_body_short(make_client: Any, po
     assert r.status == 200 and r.text.startswith("[\n") and not r.text.rstrip().endswith("]")
 
 
+class Windows(Counting):
+    """Counting, and keeping what each upstream call asked for and how many ads it returned."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(pool)
+        self.asked: list[tuple[str, str, list[str], int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.pool, name)
+
+        def call(*args: Any) -> Any:
+            found = real(*args)
+            self.asked.append((name, args[1], list(args[2]), len(found)))
+            return found
+        return call
+
+
+def test_a_big_queue_comes_in_id_windows_with_the_same_answer(make_client: Any, pool: Any,
+                                                             small_batches: None) -> None:
+    import yaml
+
+    plain = make_client()
+    expected = plain.get("/v1/jobs/DEFAULT")
+    backend = Windows(pool)
+    client = make_client(backend=backend, max_jobs=0)
+    r = client.get("/v1/jobs/DEFAULT")
+    assert r.status == 200 and r.body == expected.body
+    assert r.headers["etag"] == expected.headers["etag"]  # spooled or not, the same validator
+    assert int(r.headers["content-length"]) == len(r.body)
+    count = len(r.json())
+    # the ids of every job (small ads), then one window of at most STREAM_BATCH (3) full ads each
+    assert backend.asked[0][2] == ["ClusterId", "ProcId"] and backend.asked[0][3] == count
+    windows = backend.asked[1:]
+    assert len(windows) == -(-count // 3) and all(n <= 3 and ask == [] for _, _, ask, n in windows)
+    assert client.get("/v1/jobs/DEFAULT", headers={"If-None-Match": r.headers["etag"]}).status == 304
+    for fmt in ("ndjson", "yaml"):
+        assert client.get("/v1/jobs/DEFAULT", {"format": fmt}).body == \
+            plain.get("/v1/jobs/DEFAULT", {"format": fmt}).body
+    assert yaml.safe_load(client.get("/v1/jobs/DEFAULT", {"format": "yaml"}).text) == expected.json()
+    assert client.get("/v1/jobs/DEFAULT", {"constraint": "false"}).body == b"[]\n"
+    params = {"constraint": 'JobStatus == 2', "projection": "Owner,JobStatus"}
+    assert client.get("/v1/jobs/DEFAULT", params).json() == plain.get("/v1/jobs/DEFAULT", params).json()
+
+
+def test_an_uncapped_queue_of_few_jobs_takes_one_query_after_the_ids(make_client: Any, pool: Any) -> None:
+    backend = Windows(pool)
+    r = make_client(backend=backend, max_jobs=0).get("/v1/jobs/DEFAULT")
+    assert r.body == make_client().get("/v1/jobs/DEFAULT").body
+    assert [(ask, n) for _, _, ask, n in backend.asked] == [(["ClusterId", "ProcId"], len(r.json())),
+                                                            ([], len(r.json()))]
+
+
+def test_identical_big_queue_requests_share_the_id_query(make_client: Any, pool: Any,
+                                                        small_batches: None) -> None:
+    import threading
+
+    backend = Counting(pool, delay=0.2)
+    client = make_client(backend=backend, max_jobs=0, threads=8)
+    bodies: list[bytes] = []
+    threads = [threading.Thread(target=lambda: bodies.append(client.get("/v1/jobs/DEFAULT").body))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    windows = -(-len(__import__("json").loads(bodies[0])) // 3)
+    assert len(set(bodies)) == 1 and len(bodies) == 4
+    assert backend.calls == 1 + 4 * windows  # one id query; each request sends its own windows
+
+
+def test_a_spooled_queue_can_spill_to_disk(make_client: Any, small_batches: None,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from condor_restd import render
+
+    monkeypatch.setattr(render, "SPOOL_MEMORY", 100)
+    monkeypatch.setattr(render, "SPOOL_READ", 1000)
+    expected = make_client().get("/v1/jobs/DEFAULT").body
+    assert make_client(max_jobs=0).get("/v1/jobs/DEFAULT").body == expected
+
+
+def test_a_streamed_queue_is_still_capped_and_says_so(make_client: Any, small_batches: None) -> None:
+    r = make_client(max_jobs=6).get("/v1/jobs/DEFAULT")
+    assert len(r.json()) == 6 and r.headers["x-restd-truncated"] == "true"
+    assert jobids(r.json()) == jobids(make_client().get("/v1/jobs/DEFAULT").json())[:6]
+
+
+def test_a_schedd_failure_while_spooling_is_still_an_error_status(make_client: Any, pool: Any,
+                                                                  small_batches: None) -> None:
+    class FailsLater(Counting):
+        def __getattr__(self, name: str) -> Any:
+            real = getattr(self.pool, name)
+
+            def call(*args: Any) -> Any:
+                self.calls += 1
+                if self.calls > 2:
+                    raise Unavailable("the schedd went away")
+                return real(*args)
+            return call
+
+    r = make_client(backend=FailsLater(pool), max_jobs=0).get("/v1/jobs/DEFAULT")
+    assert r.status == 503 and r.json()["message"] == "the schedd went away"
+
+
 def test_hostile_cursors_and_since_values_are_400(client: Client) -> None:
     import base64
 
