@@ -171,7 +171,7 @@ def test_spec_installs_the_daemon_snippet_and_man_page() -> None:
     # arch-specific: it carries the compiled helper, built with the system Python's headers
     assert not re.search(r"^BuildArch:", spec, re.M)
     assert {"gcc", "python3-devel"} <= set(re.findall(r"^BuildRequires:\s*(\S+)", spec, re.M))
-    assert "%{python3_sitearch}/%{srcname}/" in files
+    assert "%{python3_sitearch}/%{srcname}/" in spec.split("\n%files", 1)[1]
     requires = set(re.findall(r"^Requires:\s*(\S+)", spec, re.M))
     assert {"python3", "python3-cherrypy", "python3-prometheus_client", "python3-pyyaml",
             "python3-condor"} <= requires
