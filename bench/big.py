@@ -92,28 +92,71 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM back to the current RSS
 
 
+def write_history_file(texts: Sequence[str], path: Path) -> None:
+    """`texts` (newest first) as a schedd writes its history file: oldest first, each record
+    followed by its banner line."""
+    count = len(texts)
+    with path.open("w") as out:
+        for n, text in enumerate(reversed(texts)):
+            cluster, proc = 500_000 - (count - 1 - n) // 10, (count - 1 - n) % 10
+            out.write(text.rstrip("\n") + f"\n*** Offset = 0 ClusterId = {cluster} ProcId = {proc}\n")
+
+
+class LocalHistory:
+    """A backend that only has the schedd's history file, as the daemon on the schedd's host."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def history_file(self, schedd: str | None) -> Any:
+        return condor.HistoryFile(str(self.path))
+
+
+MEMORY_MODES = {
+    # mode: (what is measured, the URL the daemon serves, or None for one bindings call)
+    "history-call": ("one `history()` call for everything", None),
+    "history-schedd": ("`/v1/history/DEFAULT`, streamed, through the schedd query", "/v1/history/DEFAULT"),
+    "history-file": ("`/v1/history/DEFAULT`, streamed, from the history file", "/v1/history/DEFAULT"),
+    "queue-call": ("one `query()` call for the whole queue", None),
+    "queue-daemon": ("`/v1/jobs/DEFAULT`, id windows, spooled", "/v1/jobs/DEFAULT"),
+}
+
+
 def _memory_child(mode: str, count: int, out: Any) -> None:
-    schedd = WireSchedd(history_texts(count))
-    app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), schedd)
     import gc
+    import tempfile
+
+    texts = history_texts(count)
+    folder = None
+    backend: Any
+    if mode == "history-file":
+        folder = Path(tempfile.mkdtemp(prefix="restd-bench-"))
+        write_history_file(texts, folder / "history")
+        backend = LocalHistory(folder / "history")
+    else:
+        backend = WireSchedd(texts)
+    del texts
+    app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend)
     gc.collect()
     _reset_peak()
     base = _rss_kib()
     started = time.perf_counter()
     first = None
     size = 0
-    if mode == "single-call":
-        ads = schedd.history(None, "true", [], -1)
+    url = MEMORY_MODES[mode][1]
+    if url is None:
+        ads = backend.history(None, "true", [], -1) if mode == "history-call" else \
+            backend.jobs(None, "true", [], -1)
         first = time.perf_counter() - started
         size = len(ads)
     else:
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/history/DEFAULT", "QUERY_STRING": "",
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": url, "QUERY_STRING": "",
                    "SERVER_NAME": "localhost", "SERVER_PORT": "9680", "SERVER_PROTOCOL": "HTTP/1.1",
                    "HTTP_HOST": "localhost", "wsgi.input": __import__("io").BytesIO(b""),
                    "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
                    "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False}
         body = app(environ, lambda status, headers, exc=None: None)
-        for chunk in body:
+        for chunk in body:  # as a server sends it: chunk by chunk, never the whole body at once
             if first is None:
                 first = time.perf_counter() - started
             size += len(chunk)
@@ -122,12 +165,17 @@ def _memory_child(mode: str, count: int, out: Any) -> None:
     out.put({"mode": mode, "growth_kib": _rss_kib("VmHWM") - base, "first_s": first, "total_s": total,
              "size": size})
     app.queries.close()
+    if folder is not None:
+        for leftover in folder.iterdir():
+            leftover.unlink()
+        folder.rmdir()
 
 
-def memory_bench(count: int = 100_000) -> dict[str, dict[str, Any]]:
-    """Peak RSS growth and time to first byte: one bindings call vs the daemon streaming."""
+def memory_bench(count: int = 100_000, modes: Sequence[str] = tuple(MEMORY_MODES)) -> dict[str, dict[str, Any]]:
+    """Peak RSS growth and time to first byte: one bindings call against the daemon's answers,
+    each in a fresh process."""
     results = {}
-    for mode in ("single-call", "daemon-stream"):
+    for mode in modes:
         queue: Any = multiprocessing.get_context("fork").Queue()
         child = multiprocessing.get_context("fork").Process(target=_memory_child, args=(mode, count, queue))
         child.start()
@@ -171,19 +219,10 @@ def file_page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_0
     the schedd's host): the cursor of the page before is followed, as a client would."""
     import tempfile
 
-    texts = history_texts(count)
     folder = Path(tempfile.mkdtemp(prefix="restd-bench-"))
     path = folder / "history"
-    with path.open("w") as out:
-        for n, text in enumerate(reversed(texts)):
-            cluster, proc = 500_000 - (count - 1 - n) // 10, (count - 1 - n) % 10
-            out.write(text.rstrip("\n") + f"\n*** Offset = 0 ClusterId = {cluster} ProcId = {proc}\n")
-
-    class Local:
-        def history_file(self, schedd: str | None) -> Any:
-            return condor.HistoryFile(str(path))
-
-    client = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), Local()))
+    write_history_file(history_texts(count), path)
+    client = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), LocalHistory(path)))
     rows = []
     for depth in depths:
         params: dict[str, Any] = {"limit": size}

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - exercised only where the old bindings 
 
     BINDINGS = "htcondor"
 
+_speedups: Any
 try:  # the compiled helper (condor_restd/_speedups.c); the same work is done in Python without it
     from . import _speedups
 except ImportError:  # pragma: no cover - exercised where the package was installed without a compiler

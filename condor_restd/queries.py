@@ -317,10 +317,14 @@ class Queries:
 
     def _history_stream(self, schedd: str | None, query: str, projection: list[str] | None,
                         hidden: frozenset[str], since: str | None) -> Listing:
-        """All of a big history, fetched STREAM_BATCH records at a time and sent as they come,
-        so that memory holds one batch, not the result. A first small query (ids only) finds
-        whether RESTD_MAX_JOBS cuts the result short, and gives the answer its ETag: history
-        records never change once written, so the same ids mean the same answer."""
+        """All of a big history, fetched in batches and sent as they come, so that memory holds
+        one batch (and the ids, as small ads while they arrive), not the result.
+
+        A first small query (ids only) finds whether RESTD_MAX_JOBS cuts the result short, and
+        gives the answer its ETag: history records never change once written, so the same ids
+        mean the same answer. A first batch of STREAM_FIRST_BATCH, fetched as a page is, gives a
+        quick first byte; then the ids of the rest come in one query, and each later batch (up
+        to STREAM_BATCH) in one query for its clusters that stops at the record after it."""
         cap = self.settings.max_jobs
         history = self._history_file(schedd)
         if history is not None:
@@ -334,17 +338,29 @@ class Queries:
             fingerprint.update(str(condor.value_of(ad, "GlobalJobId")).encode())
 
         def records() -> Iterator[bytes]:
-            position: dict[str, Any] | None = None
-            served = 0
-            batch = STREAM_FIRST_BATCH  # small, for a quick first byte; then larger
-            while True:
-                batch = min(batch, cap - served) if cap else batch
-                page = self._history_page(schedd, query, projection, hidden, batch, position, since)
-                yield from page.records
-                served += len(page.records)
-                if not page.next_page or (cap and served >= cap):
-                    return
-                position = _decode_cursor(page.next_page["cursor"], "history")
+            # a small first batch, fetched as a page is, for a quick first byte
+            page = self._history_page(schedd, query, projection, hidden,
+                                      min(STREAM_FIRST_BATCH, cap or STREAM_FIRST_BATCH), None, since)
+            yield from page.records
+            served = len(page.records)
+            if not page.next_page or (cap and served >= cap):
+                return
+            # then the ids of the rest, once (small ads), and each batch by its window alone
+            anchor = _decode_cursor(page.next_page["cursor"], "history")["a"]
+            newer = len(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS), 0, anchor))
+            ids = [_job_sort_key(ad) for ad in self._job_ads(
+                "history", schedd, query, list(JOB_ID_ATTRS), newer + cap + 1 if cap else 0, since)]
+            if ids[newer:newer + 1] != [tuple(int(x) for x in anchor.split("."))]:
+                raise Unavailable("the schedd's history changed under a stream; try again")
+            del ids[:newer + served]
+            del ids[cap - served if cap else len(ids):]
+            ask, keep = self._projection(projection, JOB_ID_ATTRS)
+            batch = min(2 * STREAM_FIRST_BATCH, STREAM_BATCH)
+            while ids:
+                wanted, rest = ids[:batch], ids[batch:batch + 1]
+                stop = "%s.%s" % rest[0] if rest else since
+                yield from self._history_window(schedd, query, ask, keep, hidden, wanted, stop)
+                del ids[:batch]
                 batch = min(2 * batch, STREAM_BATCH)
 
         return Listing(records(), truncated=truncated, stream_tag=f'W/"{fingerprint.hexdigest()}"')
@@ -388,7 +404,7 @@ class Queries:
 
     @staticmethod
     def _records(ads: Sequence[Ad], keep: frozenset[str] | None, hidden: frozenset[str],
-                 sort: bool) -> Sequence[bytes]:
+                 sort: bool) -> RecordBlock | list[bytes]:
         """The job records of `ads` (in id order with `sort`)."""
         if keep is None and not hidden:
             block = condor.job_listing(ads, sort, 0)
@@ -438,20 +454,25 @@ class Queries:
             anchor = "%s.%s" % ids[0]
         wanted = ids[skip:skip + size]
         more = len(ids) > skip + size
-        ads: list[Ad] = []
-        if wanted:
-            clusters = [c for c, _ in wanted]
-            window = f"{query} && ClusterId >= {min(clusters)} && ClusterId <= {max(clusters)}"
-            stop = "%s.%s" % ids[skip + size] if more else since
-            ask, keep = self._projection(projection, JOB_ID_ATTRS)
-            found = {_job_sort_key(ad): ad for ad in
-                     self._job_ads("history", schedd, window, ask, 0, stop)}
-            ads = [found[job] for job in wanted if job in found]
-        records = [self._job_record(ad, keep, hidden) for ad in ads] if wanted else []
+        ask, keep = self._projection(projection, JOB_ID_ATTRS)
+        stop = "%s.%s" % ids[skip + size] if more else since
+        records = self._history_window(schedd, query, ask, keep, hidden, wanted, stop)
         if not more or anchor is None:
             return Listing(records)
         return Listing(records, next_page=_next_page({"a": anchor, "n": served + len(wanted)},
                                                      "history", size))
+
+    def _history_window(self, schedd: str | None, query: str, ask: list[str],
+                        keep: frozenset[str] | None, hidden: frozenset[str],
+                        wanted: list[tuple[int, int]], stop: str | None) -> list[bytes]:
+        """The records of the `wanted` jobs, in that order: one query for their clusters that
+        stops (since=) at `stop`, the record after them."""
+        if not wanted:
+            return []
+        clusters = [c for c, _ in wanted]
+        window = f"{query} && ClusterId >= {min(clusters)} && ClusterId <= {max(clusters)}"
+        found = {_job_sort_key(ad): ad for ad in self._job_ads("history", schedd, window, ask, 0, stop)}
+        return [self._job_record(found[job], keep, hidden) for job in wanted if job in found]
 
     def job(self, source: str, schedd: str | None, cluster: int, proc: int,
             projection: list[str] | None = None, who: Identity | None = None) -> bytes:
