@@ -20,6 +20,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from encode import serve  # noqa: E402
+
 from condor_restd import condor  # noqa: E402
 from condor_restd.demo import DATA  # noqa: E402
 from condor_restd.settings import Settings  # noqa: E402
@@ -150,17 +152,11 @@ def _memory_child(mode: str, count: int, out: Any) -> None:
         first = time.perf_counter() - started
         size = len(ads)
     else:
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": url, "QUERY_STRING": "",
-                   "SERVER_NAME": "localhost", "SERVER_PORT": "9680", "SERVER_PROTOCOL": "HTTP/1.1",
-                   "HTTP_HOST": "localhost", "wsgi.input": __import__("io").BytesIO(b""),
-                   "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http", "wsgi.version": (1, 0),
-                   "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False}
-        body = app(environ, lambda status, headers, exc=None: None)
-        for chunk in body:  # as a server sends it: chunk by chunk, never the whole body at once
-            if first is None:
-                first = time.perf_counter() - started
-            size += len(chunk)
-        getattr(body, "close", lambda: None)()
+        def arrived() -> None:
+            nonlocal first
+            first = time.perf_counter() - started
+
+        size = serve(app, url, arrived)[1]
     total = time.perf_counter() - started
     out.put({"mode": mode, "growth_kib": _rss_kib("VmHWM") - base, "first_s": first, "total_s": total,
              "size": size})

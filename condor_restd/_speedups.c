@@ -134,6 +134,38 @@ static PyObject *job_records(PyObject *self, PyObject *ads)
     return out;
 }
 
+/* job_ids(ads) -> list: (cluster, proc) of each ad, from printJson(); None for an ad whose ids
+ * are not plain integers written as printJson() writes them (the caller looks those up). */
+static PyObject *job_ids(PyObject *self, PyObject *ads)
+{
+    PyObject *seq = PySequence_Fast(ads, "expected a sequence of ads");
+    if (seq == NULL) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject *out = PyList_New(count);
+    if (out == NULL) { Py_DECREF(seq); return NULL; }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *text = PyObject_CallMethod(PySequence_Fast_GET_ITEM(seq, i), "printJson", NULL);
+        if (text == NULL) { Py_DECREF(out); Py_DECREF(seq); return NULL; }
+        PyObject *item = NULL;
+        if (PyUnicode_Check(text) && PyUnicode_READY(text) == 0 && PyUnicode_IS_ASCII(text)) {
+            Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+            const char *s = (const char *)PyUnicode_DATA(text);
+            long long cluster = top_int(s, n, "\n  \"ClusterId\": ", 16);
+            long long proc = top_int(s, n, "\n  \"ProcId\": ", 13);
+            if (cluster >= 0 && proc >= 0) item = Py_BuildValue("(LL)", cluster, proc);
+        }
+        Py_DECREF(text);
+        if (item == NULL) {
+            if (PyErr_Occurred()) { Py_DECREF(out); Py_DECREF(seq); return NULL; }
+            item = Py_None;
+            Py_INCREF(item);
+        }
+        PyList_SET_ITEM(out, i, item);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
 typedef struct { long long cluster, proc; Py_ssize_t index, head; } Entry;
 
 static int by_id(const void *a, const void *b)
@@ -235,6 +267,9 @@ static PyMethodDef methods[] = {
      "job_records(ads) -> list: for each ad, ((cluster, proc), record) with the API's job record "
      "{\"jobid\": ..., \"classad\": lower_names(ad.printJson())} as UTF-8 bytes, or None "
      "where the Python path must do it."},
+    {"job_ids", job_ids, METH_O,
+     "job_ids(ads) -> list: (cluster, proc) of each ad, read from printJson(); None for an ad "
+     "whose ids are not plain integers there."},
     {"job_listing", job_listing, METH_VARARGS,
      "job_listing(ads, sort, cap) -> (body, ends, count) | None: the JSON array of the first "
      "`cap` (0: all) job records, sorted by id with `sort`, written once; `ends` holds each "

@@ -348,8 +348,8 @@ class Queries:
             # then the ids of the rest, once (small ads), and each batch by its window alone
             anchor = _decode_cursor(page.next_page["cursor"], "history")["a"]
             newer = len(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS), 0, anchor))
-            ids = [_job_sort_key(ad) for ad in self._job_ads(
-                "history", schedd, query, list(JOB_ID_ATTRS), newer + cap + 1 if cap else 0, since)]
+            ids = condor.job_keys(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS),
+                                                newer + cap + 1 if cap else 0, since))
             if ids[newer:newer + 1] != [tuple(int(x) for x in anchor.split("."))]:
                 raise Unavailable("the schedd's history changed under a stream; try again")
             del ids[:newer + served]
@@ -390,8 +390,8 @@ class Queries:
         one batch. Queue ads change, so unlike history the ids cannot stand for the answer: the
         spool gives it a true ETag, and a failure half-way still gets an error status."""
         cap = self.settings.max_jobs
-        ids = sorted(_job_sort_key(ad) for ad in
-                     self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0, None))
+        ids = sorted(condor.job_keys(self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0,
+                                                   None)))
         truncated = bool(cap) and len(ids) > cap
         del ids[cap or len(ids):]
         ask, keep = self._projection(projection, JOB_ID_ATTRS)
@@ -421,8 +421,8 @@ class Queries:
         if position is not None:
             c, p = position["after"]
             query = f"{query} && (ClusterId > {c} || (ClusterId == {c} && ProcId > {p}))"
-        ids = sorted(_job_sort_key(ad) for ad in
-                     self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0, None))
+        ids = sorted(condor.job_keys(self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0,
+                                                   None)))
         page = ids[:size]
         if not page:
             return Listing([])
@@ -448,8 +448,8 @@ class Queries:
             anchor, served = position["a"], position["n"]
             skip = served + len(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS), 0,
                                               anchor))
-        ids = [_job_sort_key(ad) for ad in
-               self._job_ads("history", schedd, query, list(JOB_ID_ATTRS), skip + size + 1, since)]
+        ids = condor.job_keys(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS),
+                                            skip + size + 1, since))
         if anchor is None and ids:
             anchor = "%s.%s" % ids[0]
         wanted = ids[skip:skip + size]
@@ -471,8 +471,9 @@ class Queries:
             return []
         clusters = [c for c, _ in wanted]
         window = f"{query} && ClusterId >= {min(clusters)} && ClusterId <= {max(clusters)}"
-        found = {_job_sort_key(ad): ad for ad in self._job_ads("history", schedd, window, ask, 0, stop)}
-        return [self._job_record(found[job], keep, hidden) for job in wanted if job in found]
+        found = dict(condor.job_records(self._job_ads("history", schedd, window, ask, 0, stop),
+                                        keep, hidden))
+        return [found[job] for job in wanted if job in found]
 
     def job(self, source: str, schedd: str | None, cluster: int, proc: int,
             projection: list[str] | None = None, who: Identity | None = None) -> bytes:
@@ -664,14 +665,16 @@ class _Windows:
         self.queries, self.schedd, self.query, self.ask = queries, schedd, query, ask
         self.keep, self.hidden, self.ids = keep, hidden, ids
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | RecordBlock]:
         for start in range(0, len(self.ids), STREAM_BATCH):
             batch = self.ids[start:start + STREAM_BATCH]
             ads = self.queries._job_ads("jobs", self.schedd,
                                         f"{self.query} && {_id_window(batch[0], batch[-1])}",
                                         self.ask, 0, None)
-            yield from self.queries._records(ads, self.keep, self.hidden, sort=True)
+            records = self.queries._records(ads, self.keep, self.hidden, sort=True)
             del ads
+            yield from [records] if isinstance(records, RecordBlock) else records  # see render
+            del records
 
 
 def _id_window(first: tuple[int, int], last: tuple[int, int]) -> str:

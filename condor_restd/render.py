@@ -313,10 +313,19 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
     return _respond(200, body, media, headers)
 
 
-def _chunks(records: Iterable[Any], media: str) -> Iterator[bytes]:
-    """A list body, a record at a time, in the same bytes encode() gives for the whole list."""
+def _chunks(records: Iterable[Any], media: str) -> Iterator[bytes | memoryview]:
+    """A list body, a record at a time, in the same bytes encode() gives for the whole list.
+    A RecordBlock among the records stands for its records (in JSON: one chunk for them all)."""
+    if media != JSON:
+        records = _flat(records)
     first = True
     for record in records:
+        if isinstance(record, RecordBlock):
+            if len(record):
+                yield b"[\n" if first else b",\n"
+                yield memoryview(record.body)[2:-3]  # its records, without the brackets
+                first = False
+            continue
         if media == NDJSON:
             yield _line(record).encode("utf-8")
         elif media == YAML:
@@ -332,7 +341,15 @@ def _chunks(records: Iterable[Any], media: str) -> Iterator[bytes]:
         yield b"[]\n"
 
 
-def _stream(records: Iterable[Any], media: str) -> Iterable[bytes]:
+def _flat(records: Iterable[Any]) -> Iterator[Any]:
+    for record in records:
+        if isinstance(record, RecordBlock):
+            yield from record
+        else:
+            yield record
+
+
+def _stream(records: Iterable[Any], media: str) -> Iterable[bytes | memoryview]:
     """A list body sent as its records arrive. A failure half-way can no longer change the
     status: the body stops short (invalid JSON), and the log says why."""
     try:

@@ -110,3 +110,12 @@ def make_client(pool: DemoPool) -> Iterator[Callable[..., Client]]:
 @pytest.fixture
 def client(make_client: Callable[..., Client]) -> Client:
     return make_client()
+
+
+def lowered(value: Any) -> Any:
+    """Decoded JSON with every object key lowercased, at any depth."""
+    if isinstance(value, dict):
+        return {k.lower(): lowered(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [lowered(v) for v in value]
+    return value

@@ -13,17 +13,9 @@ import pytest
 from condor_restd import condor
 from condor_restd.errors import BadRequest, NotFound, RestdError, Unavailable
 
-from .conftest import DATA, Client
+from .conftest import DATA, Client, lowered
 
 DEMO = Path(condor.__file__).with_name("demo_data")
-
-
-def lowered(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k.lower(): lowered(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [lowered(v) for v in value]
-    return value
 
 
 def load_ads(name: str) -> list[Any]:

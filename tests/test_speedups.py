@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from condor_restd import condor
 
-from .conftest import DATA
+from .conftest import DATA, lowered
 
 DEMO = Path(condor.__file__).with_name("demo_data")
 Record = tuple[tuple[int, int], bytes]
@@ -74,14 +74,6 @@ def needs_python(ad: Any) -> bool:
     text = ad.printJson()
     return not (text.isascii() and plain("ClusterId") and plain("ProcId")
                 and '\n  "ClusterId": ' in text and '\n  "ProcId": ' in text)
-
-
-def lowered(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k.lower(): lowered(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [lowered(v) for v in value]
-    return value
 
 
 # ------------------------------------------------------------------------------ the ads
@@ -239,14 +231,21 @@ def test_job_records_of_real_job_ads(fast: Any, name: str) -> None:
         assert record[0] == condor.job_id(ad)[0]
 
 
-def test_job_records_of_every_ad_found(fast: Any) -> None:
-    ads = all_ads()
+def check_job_records(fast: Any, ads: Sequence[Any]) -> list[Any]:
+    """The helper's job_records: None exactly where the Python path is needed, else its answer."""
     done = fast.job_records(ads)
     assert len(done) == len(ads)
     for ad, record in zip(ads, done):
         assert (record is None) == needs_python(ad)
         if record is not None:
             assert record == py_record(ad)
+            assert record[0] == condor.job_id(ad)[0]
+    return done
+
+
+def test_job_records_of_every_ad_found(fast: Any) -> None:
+    ads = all_ads()
+    done = check_job_records(fast, ads)
     assert sum(record is not None for record in done) >= 100
 
 
@@ -478,13 +477,7 @@ def test_random_ads_give_the_same_bytes_both_ways(ads: list[Any], sort: bool, ca
         text = ad.printJson()
         assert fast.lower_names(text) == (py_lower(text) if text.isascii() else None)
         assert condor.lower_names(text) == py_lower(text)
-    done = fast.job_records(ads)
-    assert len(done) == len(ads)
-    for ad, record in zip(ads, done):
-        assert (record is None) == needs_python(ad)
-        if record is not None:
-            assert record == py_record(ad)
-            assert record[0] == condor.job_id(ad)[0]
+    check_job_records(fast, ads)
     assert condor.job_records(ads) == [py_record(ad) for ad in ads]
     assert (condor.job_listing(ads, sort, cap) is None) == any(needs_python(ad) for ad in ads)
     good = [ad for ad in ads if not needs_python(ad)]  # so that every example gets a listing
@@ -494,3 +487,17 @@ def test_random_ads_give_the_same_bytes_both_ways(ads: list[Any], sort: bool, ca
     for entry in listed:
         assert set(entry) == {"jobid", "classad"}
         assert all(key == key.lower() for key in entry["classad"])
+
+
+def test_job_keys_match_job_id_on_every_ad_and_fall_back_where_needed(fast: Any) -> None:
+    ads = all_ads()
+    small = [condor.project(ad, ["ClusterId", "ProcId"]) for ad in ads]
+    odd = classad2.ClassAd({"ClusterId": classad2.ExprTree("1 + 2"), "ProcId": 0})
+    for group in (ads, small, [*small, odd, classad2.ClassAd()]):
+        expected = [condor.job_id(ad)[0] for ad in group]
+        assert condor.job_keys(group) == expected
+        done = fast.job_ids(group)
+        assert [key for key in done if key is not None] == [
+            key for key, ad in zip(expected, group) if not needs_python(ad)]
+    with mock.patch.object(condor, "_speedups", None):
+        assert condor.job_keys(small) == [condor.job_id(ad)[0] for ad in small]

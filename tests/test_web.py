@@ -622,6 +622,24 @@ def test_answers_are_reused_for_the_ttl(make_client: Any, pool: Any) -> None:
 
 # ---------------------------------------------------------------------------- streaming
 
+class FailsAfter(Counting):
+    """The demo pool, whose upstream calls fail after the first `good` of them."""
+
+    def __init__(self, pool: Any, good: int) -> None:
+        super().__init__(pool)
+        self.good = good
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.pool, name)
+
+        def call(*args: Any) -> Any:
+            self.calls += 1
+            if self.calls > self.good:
+                raise Unavailable("the schedd went away")
+            return real(*args)
+        return call
+
+
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     from condor_restd import queries
@@ -687,18 +705,7 @@ def test_streamed_history_is_still_capped_and_says_so(make_client: Any, small_ba
 
 def test_an_upstream_failure_mid_stream_ends_the_body_short(make_client: Any, pool: Any,
                                                             small_batches: None) -> None:
-    class FailsLater(Counting):
-        def __getattr__(self, name: str) -> Any:
-            real = getattr(self.pool, name)
-
-            def call(*args: Any) -> Any:
-                self.calls += 1
-                if self.calls > 3:
-                    raise Unavailable("the schedd went away")
-                return real(*args)
-            return call
-
-    client = make_client(backend=FailsLater(pool), max_jobs=0)
+    client = make_client(backend=FailsAfter(pool, 3), max_jobs=0)
     r = client.get("/v1/history/DEFAULT")
     assert r.status == 200 and r.text.startswith("[\n") and not r.text.rstrip().endswith("]")
 
@@ -791,18 +798,7 @@ def test_a_streamed_queue_is_still_capped_and_says_so(make_client: Any, small_ba
 
 def test_a_schedd_failure_while_spooling_is_still_an_error_status(make_client: Any, pool: Any,
                                                                   small_batches: None) -> None:
-    class FailsLater(Counting):
-        def __getattr__(self, name: str) -> Any:
-            real = getattr(self.pool, name)
-
-            def call(*args: Any) -> Any:
-                self.calls += 1
-                if self.calls > 2:
-                    raise Unavailable("the schedd went away")
-                return real(*args)
-            return call
-
-    r = make_client(backend=FailsLater(pool), max_jobs=0).get("/v1/jobs/DEFAULT")
+    r = make_client(backend=FailsAfter(pool, 2), max_jobs=0).get("/v1/jobs/DEFAULT")
     assert r.status == 503 and r.json()["message"] == "the schedd went away"
 
 
