@@ -538,4 +538,6 @@ def send_alive(pid: Optional[int] = None, timeout: Optional[int] = None) -> None
 
 
 def version() -> str:
-    return f"{BINDINGS} {htcondor.version()}"
+    """The bindings in use, their version, and whether the compiled helper is built."""
+    helper = "compiled helper" if _speedups is not None else "no compiled helper: slower encoding"
+    return f"{BINDINGS} {htcondor.version()}; {helper}"

@@ -114,7 +114,7 @@ smoke_test_daemon() {
     fi
     [ -z "$bindings" ] || echo "   (HTCondor's bindings for this check: linked from .venv)"
     if out=$(cd / && env -u PYTHONPATH PYTHONPATH="$bindings" /usr/bin/condor_restd --version 2>&1) &&
-            [[ $out == *"$version"* ]]; then
+            [[ $out == *"$version"* && $out == *"; compiled helper)"* ]]; then
         ok "/usr/bin/condor_restd --version: $out"
     else
         bad "/usr/bin/condor_restd --version: $out"

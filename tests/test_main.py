@@ -78,6 +78,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert f"condor_restd {__version__}" in out
     assert condor.BINDINGS in out
+    assert "; compiled helper)" in out  # the README's install builds it
 
 
 @pytest.mark.parametrize("port", ["http", "-1", "65536"])
