@@ -172,8 +172,11 @@ def memory_bench(count: int = 100_000, modes: Sequence[str] = tuple(MEMORY_MODES
     each in a fresh process."""
     results = {}
     for mode in modes:
-        queue: Any = multiprocessing.get_context("fork").Queue()
-        child = multiprocessing.get_context("fork").Process(target=_memory_child, args=(mode, count, queue))
+        # a fresh interpreter each: a forked child would reuse the parent's freed heap and
+        # under-count its own growth
+        context = multiprocessing.get_context("spawn")
+        queue: Any = context.Queue()
+        child = context.Process(target=_memory_child, args=(mode, count, queue))
         child.start()
         results[mode] = queue.get(timeout=3600)
         child.join(60)

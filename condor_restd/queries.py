@@ -668,13 +668,16 @@ class _Windows:
     def __iter__(self) -> Iterator[bytes | RecordBlock]:
         for start in range(0, len(self.ids), STREAM_BATCH):
             batch = self.ids[start:start + STREAM_BATCH]
-            ads = self.queries._job_ads("jobs", self.schedd,
-                                        f"{self.query} && {_id_window(batch[0], batch[-1])}",
-                                        self.ask, 0, None)
-            records = self.queries._records(ads, self.keep, self.hidden, sort=True)
+            ads = sorted(self.queries._job_ads("jobs", self.schedd,
+                                               f"{self.query} && {_id_window(batch[0], batch[-1])}",
+                                               self.ask, 0, None), key=_job_sort_key)
+            # encoded a slice at a time: memory holds the batch's ads and one slice's text
+            for part in range(0, len(ads), ENCODE_SLICE):
+                records = self.queries._records(ads[part:part + ENCODE_SLICE], self.keep,
+                                                self.hidden, sort=False)
+                yield from [records] if isinstance(records, RecordBlock) else records  # see render
+                del records
             del ads
-            yield from [records] if isinstance(records, RecordBlock) else records  # see render
-            del records
 
 
 def _id_window(first: tuple[int, int], last: tuple[int, int]) -> str:
@@ -695,6 +698,7 @@ def _status_sort_key(ad: Ad) -> tuple[str, str]:
 STREAM_ABOVE = 20_000  # a history request allowed more records than this (RESTD_MAX_JOBS) streams
 STREAM_FIRST_BATCH = 1_000  # records in the first batch of a stream (the first bytes come quickly)
 STREAM_BATCH = 5_000  # the most records fetched from the schedd at a time while streaming
+ENCODE_SLICE = 500  # ads of a queue batch encoded at a time while spooling
 DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
 MAX_PAGE = 100_000
 

@@ -911,3 +911,35 @@ def test_without_the_compiled_helper_every_answer_is_the_same(make_client: Any,
     compiled = [(r.body, r.headers["etag"]) for r in (make_client().get(u, p) for u, p in urls)]
     monkeypatch.setattr(condor, "_speedups", None)
     assert [(r.body, r.headers["etag"]) for r in (make_client().get(u, p) for u, p in urls)] == compiled
+
+
+def test_big_answers_over_a_real_server(pool: Any, small_batches: None) -> None:
+    """Through cheroot: a spooled queue answer goes out with a Content-Length, a history stream
+    chunked; both are the bytes the in-process application gives."""
+    import http.client
+    import socket
+
+    from condor_restd import daemon
+    from condor_restd.settings import Settings
+    from condor_restd.web import make_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    settings = Settings(cache_ttl=0, max_jobs=0, port=port, threads=4)
+    app = make_app(settings, pool)
+    listener = daemon.Listener(settings, app)
+    listener.start()
+    try:
+        for path, chunked in (("/v1/jobs/DEFAULT", False), ("/v1/history/DEFAULT", True)):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == 200 and body == Client(app).get(path).body
+            assert (r.getheader("Transfer-Encoding") == "chunked") == chunked
+            assert chunked or int(r.getheader("Content-Length") or -1) == len(body)
+            conn.close()
+    finally:
+        listener.server.stop()
+        app.queries.close()
