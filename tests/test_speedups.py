@@ -13,7 +13,7 @@ from unittest import mock
 
 import classad2
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from condor_restd import condor
@@ -467,7 +467,8 @@ def random_ads(draw: st.DrawFn) -> Any:
     return ad
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ads=st.lists(random_ads(), max_size=6), sort=st.booleans(), cap=st.integers(0, 7))
 def test_random_ads_give_the_same_bytes_both_ways(ads: list[Any], sort: bool, cap: int) -> None:
     fast = condor._speedups

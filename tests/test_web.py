@@ -766,7 +766,19 @@ def test_identical_big_queue_requests_share_the_id_query(make_client: Any, pool:
                                                         small_batches: None) -> None:
     import threading
 
-    backend = Counting(pool, delay=0.2)
+    class SlowIds(Counting):  # only the id query is slow: the four requests all meet on it
+        def __getattr__(self, name: str) -> Any:
+            real = getattr(self.pool, name)
+
+            def call(*args: Any) -> Any:
+                with self.lock:
+                    self.calls += 1
+                if list(args[2]) == ["ClusterId", "ProcId"]:
+                    __import__("time").sleep(1.0)
+                return real(*args)
+            return call
+
+    backend = SlowIds(pool)
     client = make_client(backend=backend, max_jobs=0, threads=8)
     bodies: list[bytes] = []
     threads = [threading.Thread(target=lambda: bodies.append(client.get("/v1/jobs/DEFAULT").body))
@@ -917,19 +929,16 @@ def test_big_answers_over_a_real_server(pool: Any, small_batches: None) -> None:
     """Through cheroot: a spooled queue answer goes out with a Content-Length, a history stream
     chunked; both are the bytes the in-process application gives."""
     import http.client
-    import socket
 
     from condor_restd import daemon
     from condor_restd.settings import Settings
     from condor_restd.web import make_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    settings = Settings(cache_ttl=0, max_jobs=0, port=port, threads=4)
+    settings = Settings(cache_ttl=0, max_jobs=0, port=0, threads=4)  # any free port
     app = make_app(settings, pool)
     listener = daemon.Listener(settings, app)
     listener.start()
+    port = listener.address[1]
     try:
         for path, chunked in (("/v1/jobs/DEFAULT", False), ("/v1/history/DEFAULT", True)):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
