@@ -132,6 +132,12 @@ def encode_one(size: int, repeat: int) -> dict[str, Any]:
     row["history_s"], row["history_pool_s"] = _timed_get(app, pool, "/v1/history/DEFAULT", repeat)
     row["original_s"] = best_of(lambda: original_method(ads), repeat)
     app.queries.close()
+    if size <= 10_000:  # the default cap: one query, nothing spooled or streamed
+        capped = make_app(Settings(query_timeout=600, cache_ttl=0), pool)
+        for name in ("jobs", "history"):
+            row[f"{name}_capped_s"], row[f"{name}_capped_pool_s"] = _timed_get(
+                capped, pool, f"/v1/{name}/DEFAULT", repeat)
+        capped.queries.close()
     return row
 
 
