@@ -18,7 +18,7 @@ from condor_restd import condor  # noqa: E402
 from condor_restd.demo import DATA, DemoPool  # noqa: E402
 from condor_restd.settings import Settings  # noqa: E402
 from condor_restd.web import make_app  # noqa: E402
-from tests.conftest import Client  # noqa: E402
+from tests.conftest import Client, lowered  # noqa: E402
 
 
 def realistic_ads(count: int) -> list[Any]:
@@ -47,19 +47,11 @@ def best_of(fn: Callable[[], Any], repeat: int) -> float:
     return best
 
 
-def _lowered(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k.lower(): _lowered(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_lowered(v) for v in value]
-    return value
-
-
 def original_method(ads: list[Any]) -> str:
     """What the original daemon did: printJson, json.loads, lowercase recursively, json.dumps."""
     jobs = []
     for ad in ads:
-        data = _lowered(json.loads(ad.printJson()))
+        data = lowered(json.loads(ad.printJson()))
         jobs.append({"jobid": f"{data['clusterid']}.{data['procid']}", "classad": data})
     return json.dumps(jobs)
 

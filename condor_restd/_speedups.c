@@ -118,7 +118,8 @@ static PyObject *one_record(PyObject *ad)
     return Py_BuildValue("((LL)N)", cluster, proc, record);
 }
 
-static PyObject *job_records(PyObject *self, PyObject *ads)
+/* A list of fn(ad) for each ad of a sequence; NULL (an exception set) if fn fails for one. */
+static PyObject *map_ads(PyObject *ads, PyObject *(*fn)(PyObject *))
 {
     PyObject *seq = PySequence_Fast(ads, "expected a sequence of ads");
     if (seq == NULL) return NULL;
@@ -126,7 +127,7 @@ static PyObject *job_records(PyObject *self, PyObject *ads)
     PyObject *out = PyList_New(count);
     if (out == NULL) { Py_DECREF(seq); return NULL; }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = one_record(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *item = fn(PySequence_Fast_GET_ITEM(seq, i));
         if (item == NULL) { Py_DECREF(out); Py_DECREF(seq); return NULL; }
         PyList_SET_ITEM(out, i, item);
     }
@@ -134,37 +135,31 @@ static PyObject *job_records(PyObject *self, PyObject *ads)
     return out;
 }
 
-/* job_ids(ads) -> list: (cluster, proc) of each ad, from printJson(); None for an ad whose ids
- * are not plain integers written as printJson() writes them (the caller looks those up). */
-static PyObject *job_ids(PyObject *self, PyObject *ads)
+static PyObject *job_records(PyObject *self, PyObject *ads) { return map_ads(ads, one_record); }
+
+/* (cluster, proc) of one ad, from printJson(); None when they are not plain integers written
+ * as printJson() writes them (the caller looks those up). */
+static PyObject *one_id(PyObject *ad)
 {
-    PyObject *seq = PySequence_Fast(ads, "expected a sequence of ads");
-    if (seq == NULL) return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-    PyObject *out = PyList_New(count);
-    if (out == NULL) { Py_DECREF(seq); return NULL; }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *text = PyObject_CallMethod(PySequence_Fast_GET_ITEM(seq, i), "printJson", NULL);
-        if (text == NULL) { Py_DECREF(out); Py_DECREF(seq); return NULL; }
-        PyObject *item = NULL;
-        if (PyUnicode_Check(text) && PyUnicode_READY(text) == 0 && PyUnicode_IS_ASCII(text)) {
-            Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-            const char *s = (const char *)PyUnicode_DATA(text);
-            long long cluster = top_int(s, n, "\n  \"ClusterId\": ", 16);
-            long long proc = top_int(s, n, "\n  \"ProcId\": ", 13);
-            if (cluster >= 0 && proc >= 0) item = Py_BuildValue("(LL)", cluster, proc);
-        }
-        Py_DECREF(text);
-        if (item == NULL) {
-            if (PyErr_Occurred()) { Py_DECREF(out); Py_DECREF(seq); return NULL; }
-            item = Py_None;
-            Py_INCREF(item);
-        }
-        PyList_SET_ITEM(out, i, item);
+    PyObject *text = PyObject_CallMethod(ad, "printJson", NULL);
+    if (text == NULL) return NULL;
+    PyObject *item = NULL;
+    if (PyUnicode_Check(text) && PyUnicode_READY(text) == 0 && PyUnicode_IS_ASCII(text)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+        const char *s = (const char *)PyUnicode_DATA(text);
+        long long cluster = top_int(s, n, "\n  \"ClusterId\": ", 16);
+        long long proc = top_int(s, n, "\n  \"ProcId\": ", 13);
+        if (cluster >= 0 && proc >= 0) item = Py_BuildValue("(LL)", cluster, proc);
     }
-    Py_DECREF(seq);
-    return out;
+    Py_DECREF(text);
+    if (item == NULL && !PyErr_Occurred()) {
+        item = Py_None;
+        Py_INCREF(item);
+    }
+    return item;
 }
+
+static PyObject *job_ids(PyObject *self, PyObject *ads) { return map_ads(ads, one_id); }
 
 typedef struct { long long cluster, proc; Py_ssize_t index, head; } Entry;
 
