@@ -258,14 +258,8 @@ class Queries:
             ask, keep = self._projection(projection, JOB_ID_ATTRS)
             ads = self._job_ads(source, schedd, query, ask, cap + 1 if cap else 0, since)
             truncated = bool(cap) and len(ads) > cap
-            if keep is None and not hidden:
-                block = condor.job_listing(ads, source == "jobs", cap)
-                if block is not None:
-                    return Listing(RecordBlock(*block), truncated=truncated)
-            entries = condor.job_records(ads, keep, hidden)
-            if source == "jobs":
-                entries.sort(key=_first)
-            return Listing([record for _, record in entries[:cap or None]], truncated=truncated)
+            return Listing(self._records(ads, keep, hidden, sort=source == "jobs", cap=cap),
+                           truncated=truncated)
         size = min(limit or cap or DEFAULT_PAGE, cap or MAX_PAGE)
         if source == "jobs":
             return self._queue_page(schedd, query, projection, hidden, size, position)
@@ -404,16 +398,16 @@ class Queries:
 
     @staticmethod
     def _records(ads: Sequence[Ad], keep: frozenset[str] | None, hidden: frozenset[str],
-                 sort: bool) -> RecordBlock | list[bytes]:
-        """The job records of `ads` (in id order with `sort`)."""
+                 sort: bool, cap: int = 0) -> RecordBlock | list[bytes]:
+        """The job records of `ads` (in id order with `sort`; the first `cap` when cap > 0)."""
         if keep is None and not hidden:
-            block = condor.job_listing(ads, sort, 0)
+            block = condor.job_listing(ads, sort, cap)
             if block is not None:
                 return RecordBlock(*block)
         entries = condor.job_records(ads, keep, hidden)
         if sort:
             entries.sort(key=_first)
-        return [record for _, record in entries]
+        return [record for _, record in entries[:cap or None]]
 
     def _queue_page(self, schedd: str | None, query: str, projection: list[str] | None,
                     hidden: frozenset[str], size: int, position: dict[str, Any] | None) -> Listing:

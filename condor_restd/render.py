@@ -162,11 +162,8 @@ def encode(value: Any, media: str) -> bytes:
         value = value.records
         if isinstance(value, RecordBlock):
             return value.body
-        if value and all(isinstance(v, bytes) for v in value):  # job records: one copy
-            first: bytes = value[0]
-            if len(value) == 1:
-                return b"[\n" + first + b"\n]\n"
-            return b",\n".join([b"[\n" + first, *value[1:-1], value[-1] + b"\n]\n"])
+        if value and all(isinstance(v, bytes) for v in value):  # job records, spliced as they are
+            return b"".join(_chunks(value, JSON))
     if media == NDJSON:
         return _ndjson(value).encode("utf-8")
     if media == YAML:

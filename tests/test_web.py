@@ -573,11 +573,18 @@ def test_cache_control_follows_the_ttl(make_client: Any) -> None:
 
 
 class Counting:
-    """The demo pool, counting upstream calls, each held long enough for requests to pile up."""
+    """The demo pool, counting upstream calls, each held long enough for requests to pile up.
+    Subclasses change what happens around a call in before() and after()."""
 
     def __init__(self, pool: Any, delay: float = 0.0) -> None:
         self.pool, self.delay, self.calls = pool, delay, 0
         self.lock = __import__("threading").Lock()
+
+    def before(self, name: str, args: tuple[Any, ...]) -> None:
+        __import__("time").sleep(self.delay)
+
+    def after(self, name: str, args: tuple[Any, ...], found: Any) -> None:
+        pass
 
     def __getattr__(self, name: str) -> Any:
         real = getattr(self.pool, name)  # an AttributeError for what the pool does not have
@@ -585,8 +592,10 @@ class Counting:
         def call(*args: Any) -> Any:
             with self.lock:
                 self.calls += 1
-            __import__("time").sleep(self.delay)
-            return real(*args)
+            self.before(name, args)
+            found = real(*args)
+            self.after(name, args, found)
+            return found
         return call
 
 
@@ -629,15 +638,9 @@ class FailsAfter(Counting):
         super().__init__(pool)
         self.good = good
 
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self.pool, name)
-
-        def call(*args: Any) -> Any:
-            self.calls += 1
-            if self.calls > self.good:
-                raise Unavailable("the schedd went away")
-            return real(*args)
-        return call
+    def before(self, name: str, args: tuple[Any, ...]) -> None:
+        if self.calls > self.good:
+            raise Unavailable("the schedd went away")
 
 
 @pytest.fixture
@@ -679,18 +682,12 @@ def test_history_written_during_a_stream_is_left_out(make_client: Any, small_bat
     newest = pool.histories["vm"][0]
 
     class Growing(Counting):
-        def __getattr__(self, name: str) -> Any:
-            real = getattr(self.pool, name)
-
-            def call(*args: Any) -> Any:
-                self.calls += 1
-                if self.calls == 3:  # after the first batch: two jobs finish
-                    for proc in (0, 1):
-                        ad = newest.__class__(repr(newest))
-                        ad["ClusterId"], ad["ProcId"] = 999_999, proc
-                        self.pool.histories["vm"].insert(0, ad)
-                return real(*args)
-            return call
+        def before(self, name: str, args: tuple[Any, ...]) -> None:
+            if self.calls == 3:  # after the first batch: two jobs finish
+                for proc in (0, 1):
+                    ad = newest.__class__(repr(newest))
+                    ad["ClusterId"], ad["ProcId"] = 999_999, proc
+                    self.pool.histories["vm"].insert(0, ad)
 
     r = make_client(backend=Growing(pool), max_jobs=0).get("/v1/history/DEFAULT")
     assert jobids(r.json()) == jobids(expected)
@@ -717,14 +714,8 @@ class Windows(Counting):
         super().__init__(pool)
         self.asked: list[tuple[str, str, list[str], int]] = []
 
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self.pool, name)
-
-        def call(*args: Any) -> Any:
-            found = real(*args)
-            self.asked.append((name, args[1], list(args[2]), len(found)))
-            return found
-        return call
+    def after(self, name: str, args: tuple[Any, ...], found: Any) -> None:
+        self.asked.append((name, args[1], list(args[2]), len(found)))
 
 
 def test_a_big_queue_comes_in_id_windows_with_the_same_answer(make_client: Any, pool: Any,
@@ -767,16 +758,9 @@ def test_identical_big_queue_requests_share_the_id_query(make_client: Any, pool:
     import threading
 
     class SlowIds(Counting):  # only the id query is slow: the four requests all meet on it
-        def __getattr__(self, name: str) -> Any:
-            real = getattr(self.pool, name)
-
-            def call(*args: Any) -> Any:
-                with self.lock:
-                    self.calls += 1
-                if list(args[2]) == ["ClusterId", "ProcId"]:
-                    __import__("time").sleep(1.0)
-                return real(*args)
-            return call
+        def before(self, name: str, args: tuple[Any, ...]) -> None:
+            if list(args[2]) == ["ClusterId", "ProcId"]:
+                __import__("time").sleep(1.0)
 
     backend = SlowIds(pool)
     client = make_client(backend=backend, max_jobs=0, threads=8)
