@@ -599,18 +599,24 @@ class Counting:
         return call
 
 
-def test_64_identical_concurrent_requests_make_one_upstream_query(make_client: Any, pool: Any) -> None:
+def at_once(client: Client, path: str, count: int) -> list[Any]:
+    """`count` identical GETs sent together from as many threads; their responses."""
     import threading
 
-    backend = Counting(pool, delay=0.3)
-    client = make_client(backend=backend, cache_ttl=0, threads=64)
-    statuses: list[int] = []
-    threads = [threading.Thread(target=lambda: statuses.append(client.get("/v1/jobs/DEFAULT").status))
-               for _ in range(64)]
+    responses: list[Any] = []
+    threads = [threading.Thread(target=lambda: responses.append(client.get(path))) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(10)
+        t.join(30)
+    return responses
+
+
+def test_64_identical_concurrent_requests_make_one_upstream_query(make_client: Any, pool: Any) -> None:
+
+    backend = Counting(pool, delay=0.3)
+    client = make_client(backend=backend, cache_ttl=0, threads=64)
+    statuses = [r.status for r in at_once(client, "/v1/jobs/DEFAULT", 64)]
     assert statuses == [200] * 64
     assert backend.calls == 1
 
@@ -755,7 +761,6 @@ def test_an_uncapped_queue_of_few_jobs_takes_one_query_after_the_ids(make_client
 
 def test_identical_big_queue_requests_share_the_id_query(make_client: Any, pool: Any,
                                                         small_batches: None) -> None:
-    import threading
 
     class SlowIds(Counting):  # only the id query is slow: the four requests all meet on it
         def before(self, name: str, args: tuple[Any, ...]) -> None:
@@ -764,13 +769,7 @@ def test_identical_big_queue_requests_share_the_id_query(make_client: Any, pool:
 
     backend = SlowIds(pool)
     client = make_client(backend=backend, max_jobs=0, threads=8)
-    bodies: list[bytes] = []
-    threads = [threading.Thread(target=lambda: bodies.append(client.get("/v1/jobs/DEFAULT").body))
-               for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    bodies = [r.body for r in at_once(client, "/v1/jobs/DEFAULT", 4)]
     windows = -(-len(__import__("json").loads(bodies[0])) // 3)
     assert len(set(bodies)) == 1 and len(bodies) == 4
     assert backend.calls == 1 + 4 * windows  # one id query; each request sends its own windows
