@@ -113,8 +113,20 @@ def referenced_attributes(text: str) -> list[str]:
 
 
 def parse_ads(text: str) -> list[Ad]:
-    """Ads in HTCondor's long (old ClassAd) format, separated by blank lines."""
-    return [ad for ad in classad.parseAds(text) if len(ad)]
+    """Ads in HTCondor's long (old ClassAd) format, separated by blank lines. The library's time
+    grows with the square of its input's length, so a long text goes to it a piece at a time,
+    each cut at a blank line."""
+    ads: list[Ad] = []
+    start = 0
+    while start < len(text):
+        cut = text.find("\n\n", start + PARSE_PIECE)
+        end = len(text) if cut < 0 else cut + 2
+        ads.extend(ad for ad in classad.parseAds(text[start:end]) if len(ad))
+        start = end
+    return ads
+
+
+PARSE_PIECE = 1 << 20  # characters of ad text handed to the ClassAd parser at a time
 
 
 def matches(constraint: Any, ad: Ad) -> bool:

@@ -35,6 +35,17 @@ def test_job_ads_encode_exactly_as_the_real_pool_wrote_them(name: str) -> None:
         assert ours == expected[ours["globaljobid"]]
 
 
+def test_a_long_text_is_parsed_a_piece_at_a_time_into_the_same_ads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces cut at blank lines: every ad comes out once and whole, however the cuts fall."""
+    text = "\n\n".join((DEMO / f"{name}.ads").read_text().strip()
+                       for name in ("jobs-default", "history-default", "collector"))
+    whole = [ad.printJson() for ad in classad2.parseAds(text) if len(ad)]
+    for piece in (1, 100, 3000, len(text)):
+        monkeypatch.setattr(condor, "PARSE_PIECE", piece)
+        assert [ad.printJson() for ad in condor.parse_ads(text)] == whole
+    assert condor.parse_ads("") == [] and condor.parse_ads("\n\n\n") == []
+
+
 def test_collector_ads_encode_with_the_same_names_and_types() -> None:
     expected = {(ad["MyType"], ad["Name"], ad.get("ScheddName")): lowered(ad)
                 for ad in json.loads((DATA / "expected" / "collector.json").read_text())}

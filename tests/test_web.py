@@ -751,6 +751,24 @@ def test_a_big_queue_comes_in_id_windows_with_the_same_answer(make_client: Any, 
     assert client.get("/v1/jobs/DEFAULT", params).json() == plain.get("/v1/jobs/DEFAULT", params).json()
 
 
+@pytest.mark.parametrize("params", [{}, {"projection": "Owner,JobStatus"}])
+def test_a_big_queue_comes_out_in_id_order_whatever_order_the_schedd_sends(
+        make_client: Any, small_batches: None, monkeypatch: pytest.MonkeyPatch,
+        params: dict[str, str]) -> None:
+    import random
+
+    from condor_restd import queries
+    from condor_restd.demo import DemoPool
+
+    monkeypatch.setattr(queries, "STREAM_BATCH", 7)
+    monkeypatch.setattr(queries, "ENCODE_SLICE", 2)  # a window's records span several slices
+    expected = make_client().get("/v1/jobs/DEFAULT", params).body
+    scrambled = DemoPool()
+    random.Random(6).shuffle(scrambled.queues["vm"])
+    r = make_client(backend=scrambled, max_jobs=0).get("/v1/jobs/DEFAULT", params)
+    assert r.status == 200 and r.body == expected
+
+
 def test_an_uncapped_queue_of_few_jobs_takes_one_query_after_the_ids(make_client: Any, pool: Any) -> None:
     backend = Windows(pool)
     r = make_client(backend=backend, max_jobs=0).get("/v1/jobs/DEFAULT")
