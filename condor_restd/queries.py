@@ -316,9 +316,10 @@ class Queries:
 
         A first small query (ids only) finds whether RESTD_MAX_JOBS cuts the result short, and
         gives the answer its ETag: history records never change once written, so the same ids
-        mean the same answer. A first batch of STREAM_FIRST_BATCH, fetched as a page is, gives a
-        quick first byte; then the ids of the rest come in one query, and each later batch (up
-        to STREAM_BATCH) in one query for its clusters that stops at the record after it."""
+        mean the same answer (with no cap, the newest match and the newest record of all). A
+        first batch of STREAM_FIRST_BATCH, fetched as a page is, gives a quick first byte; then
+        the ids of the rest come in one query, and each later batch (up to STREAM_BATCH) in one
+        query for its clusters that stops at the record after it."""
         cap = self.settings.max_jobs
         history = self._history_file(schedd)
         if history is not None:
@@ -328,6 +329,10 @@ class Queries:
         truncated = bool(cap) and len(probe) > cap
         fingerprint = hashlib.blake2b(repr((query, projection, sorted(hidden), cap, since)).encode(),
                                       digest_size=16)
+        if not cap:
+            # the probe saw the newest match alone; the oldest records go when the schedd rotates
+            # its history, which it does only as it writes a record: the newest of all
+            probe = [*probe, *self._job_ads("history", schedd, "true", ["GlobalJobId"], 1, None)]
         for ad in probe[:cap or None]:
             fingerprint.update(str(condor.value_of(ad, "GlobalJobId")).encode())
 
