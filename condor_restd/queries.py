@@ -318,8 +318,8 @@ class Queries:
         gives the answer its ETag: history records never change once written, so the same ids
         mean the same answer (with no cap, the newest match and the newest record of all). A
         first batch of STREAM_FIRST_BATCH, fetched as a page is, gives a quick first byte; then
-        the ids of the rest come in one query, and each later batch (up to STREAM_BATCH) in one
-        query for its clusters that stops at the record after it."""
+        the ids of the rest come in one query, and each later batch (up to RESTD_STREAM_BATCH) in
+        one query for its clusters that stops at the record after it."""
         cap = self.settings.max_jobs
         history = self._history_file(schedd)
         if history is not None:
@@ -338,8 +338,9 @@ class Queries:
 
         def records() -> Iterator[bytes]:
             # a small first batch, fetched as a page is, for a quick first byte
+            most = self.settings.stream_batch
             page = self._history_page(schedd, query, projection, hidden,
-                                      min(STREAM_FIRST_BATCH, cap or STREAM_FIRST_BATCH), None, since)
+                                      min(STREAM_FIRST_BATCH, most, cap or most), None, since)
             yield from page.records
             served = len(page.records)
             if not page.next_page or (cap and served >= cap):
@@ -354,13 +355,13 @@ class Queries:
             del ids[:newer + served]
             del ids[cap - served if cap else len(ids):]
             ask, keep = self._projection(projection, JOB_ID_ATTRS)
-            batch = min(2 * STREAM_FIRST_BATCH, STREAM_BATCH)
+            batch = min(2 * STREAM_FIRST_BATCH, most)
             while ids:
                 wanted, rest = ids[:batch], ids[batch:batch + 1]
                 stop = "%s.%s" % rest[0] if rest else since
                 yield from self._history_window(schedd, query, ask, keep, hidden, wanted, stop)
                 del ids[:batch]
-                batch = min(2 * batch, STREAM_BATCH)
+                batch = min(2 * batch, most)
 
         return Listing(records(), truncated=truncated, stream_tag=f'W/"{fingerprint.hexdigest()}"')
 
@@ -384,7 +385,7 @@ class Queries:
     def _queue_stream(self, schedd: str | None, query: str, projection: list[str] | None,
                       hidden: frozenset[str]) -> Listing:
         """The queue with no cap, or a cap above STREAM_ABOVE: the matching ids first (small
-        ads). Up to STREAM_ABOVE jobs then come in one query; more come STREAM_BATCH at a time
+        ads). Up to STREAM_ABOVE jobs then come in one query; more come RESTD_STREAM_BATCH at a time
         by id window, and the answer is spooled as it is encoded (see render), so memory holds
         one batch. Queue ads change, so unlike history the ids cannot stand for the answer: the
         spool gives it a true ETag, and a failure half-way still gets an error status."""
@@ -655,7 +656,7 @@ def _job_sort_key(ad: Ad) -> tuple[int, int]:
 
 
 class _Windows:
-    """A big queue's job records, fetched STREAM_BATCH jobs at a time by id window each time it
+    """A big queue's job records, fetched RESTD_STREAM_BATCH jobs at a time by id window each time it
     is iterated (a shared answer is iterated once per request)."""
 
     def __init__(self, queries: Queries, schedd: str | None, query: str, ask: list[str],
@@ -665,8 +666,9 @@ class _Windows:
         self.keep, self.hidden, self.ids = keep, hidden, ids
 
     def __iter__(self) -> Iterator[bytes | RecordBlock]:
-        for start in range(0, len(self.ids), STREAM_BATCH):
-            batch = self.ids[start:start + STREAM_BATCH]
+        size = self.queries.settings.stream_batch
+        for start in range(0, len(self.ids), size):
+            batch = self.ids[start:start + size]
             ads = sorted(self.queries._job_ads("jobs", self.schedd,
                                                f"{self.query} && {_id_window(batch[0], batch[-1])}",
                                                self.ask, 0, None), key=_job_sort_key)
@@ -696,7 +698,6 @@ def _status_sort_key(ad: Ad) -> tuple[str, str]:
 
 STREAM_ABOVE = 20_000  # a history request allowed more records than this (RESTD_MAX_JOBS) streams
 STREAM_FIRST_BATCH = 1_000  # records in the first batch of a stream (the first bytes come quickly)
-STREAM_BATCH = 5_000  # the most records fetched from the schedd at a time while streaming
 ENCODE_SLICE = 500  # ads of a queue batch encoded at a time while spooling
 DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
 MAX_PAGE = 100_000

@@ -262,6 +262,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("RESTD_THREADS", "threads", "10", _int(1, 1024), "Worker threads serving requests."),
     Knob("RESTD_MAX_JOBS", "max_jobs", "10000", _int(0),
          "Most jobs one jobs/history/grouped query returns; 0 means no cap."),
+    Knob("RESTD_STREAM_BATCH", "stream_batch", "5000", _int(100, 1_000_000),
+         "Most records one schedd query fetches while a big answer streams: memory against "
+         "schedd work."),
     Knob("RESTD_HIDE_JOB_ATTRS", "hide_job_attrs", "", _attributes,
          "Job attributes shown as \"<REDACTED>\" (comma or space separated)."),
     Knob("RESTD_CORS_ORIGINS", "cors_origins", "*", _origins,
@@ -333,6 +336,7 @@ class Settings:
     port: int = 9680
     threads: int = 10
     max_jobs: int = 10000
+    stream_batch: int = 5000
     hide_job_attrs: frozenset[str] = frozenset()
     cors_origins: tuple[str, ...] = ("*",)
     query_timeout: float = 30.0

@@ -89,6 +89,10 @@ def pool() -> DemoPool:
     return DemoPool()
 
 
+# What every make_client() app starts from; a fixture may add to it (see test_web.small_batches).
+CLIENT_SETTINGS: dict[str, Any] = {"cache_ttl": 0}
+
+
 @pytest.fixture
 def make_client(pool: DemoPool) -> Iterator[Callable[..., Client]]:
     """Build a client over an app with the given settings (keyword overrides) and backend."""
@@ -97,7 +101,7 @@ def make_client(pool: DemoPool) -> Iterator[Callable[..., Client]]:
     def build(backend: Any = None, **overrides: Any) -> Client:
         # No answer is reused unless a test asks for RESTD_CACHE_TTL: most tests change the pool
         # between requests. Identical concurrent requests still share one upstream call.
-        app = make_app(Settings(cache_ttl=0).replace(**overrides),
+        app = make_app(Settings(**CLIENT_SETTINGS).replace(**overrides),
                        backend if backend is not None else pool)
         apps.append(app)
         return Client(app)

@@ -653,8 +653,10 @@ class FailsAfter(Counting):
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     from condor_restd import queries
 
+    from . import conftest
+
     monkeypatch.setattr(queries, "STREAM_FIRST_BATCH", 2)
-    monkeypatch.setattr(queries, "STREAM_BATCH", 3)
+    monkeypatch.setitem(conftest.CLIENT_SETTINGS, "stream_batch", 3)  # RESTD_STREAM_BATCH
     monkeypatch.setattr(queries, "STREAM_ABOVE", 5)
 
 
@@ -761,7 +763,7 @@ def test_a_big_queue_comes_in_id_windows_with_the_same_answer(make_client: Any, 
     assert r.headers["etag"] == expected.headers["etag"]  # spooled or not, the same validator
     assert int(r.headers["content-length"]) == len(r.body)
     count = len(r.json())
-    # the ids of every job (small ads), then one window of at most STREAM_BATCH (3) full ads each
+    # the ids of every job (small ads), then one window of at most RESTD_STREAM_BATCH (3) full ads each
     assert backend.asked[0][2] == ["ClusterId", "ProcId"] and backend.asked[0][3] == count
     windows = backend.asked[1:]
     assert len(windows) == -(-count // 3) and all(n <= 3 and ask == [] for _, _, ask, n in windows)
@@ -784,13 +786,22 @@ def test_a_big_queue_comes_out_in_id_order_whatever_order_the_schedd_sends(
     from condor_restd import queries
     from condor_restd.demo import DemoPool
 
-    monkeypatch.setattr(queries, "STREAM_BATCH", 7)
     monkeypatch.setattr(queries, "ENCODE_SLICE", 2)  # a window's records span several slices
     expected = make_client().get("/v1/jobs/DEFAULT", params).body
     scrambled = DemoPool()
     random.Random(6).shuffle(scrambled.queues["vm"])
-    r = make_client(backend=scrambled, max_jobs=0).get("/v1/jobs/DEFAULT", params)
+    r = make_client(backend=scrambled, max_jobs=0, stream_batch=7).get("/v1/jobs/DEFAULT", params)
     assert r.status == 200 and r.body == expected
+
+
+@pytest.mark.parametrize("batch", [2, 5, 100])
+def test_restd_stream_batch_sets_the_window(make_client: Any, pool: Any, small_batches: None,
+                                            batch: int) -> None:
+    backend = Windows(pool)
+    r = make_client(backend=backend, max_jobs=0, stream_batch=batch).get("/v1/jobs/DEFAULT")
+    assert r.body == make_client().get("/v1/jobs/DEFAULT").body
+    windows = [n for _, _, _, n in backend.asked[1:]]
+    assert len(windows) == -(-len(r.json()) // batch) and max(windows) <= batch
 
 
 def test_an_uncapped_queue_of_few_jobs_takes_one_query_after_the_ids(make_client: Any, pool: Any) -> None:
