@@ -329,7 +329,7 @@ class Queries:
         truncated = bool(cap) and len(probe) > cap
         fingerprint = hashlib.blake2b(repr((query, projection, sorted(hidden), cap, since)).encode(),
                                       digest_size=16)
-        if not cap:
+        if not cap and query != "true":
             # the probe saw the newest match alone; the oldest records go when the schedd rotates
             # its history, which it does only as it writes a record: the newest of all
             probe = [*probe, *self._job_ads("history", schedd, "true", ["GlobalJobId"], 1, None)]
