@@ -350,11 +350,12 @@ def _flat(records: Iterable[Any]) -> Iterator[Any]:
             yield record
 
 
-def _stream(records: Iterable[Any], media: str) -> Iterable[bytes | memoryview]:
+def _stream(records: Iterable[Any], media: str) -> Iterable[bytes]:
     """A list body sent as its records arrive. A failure half-way can no longer change the
     status: the body stops short (invalid JSON), and the log says why."""
     try:
-        yield from _chunks(records, media)
+        for chunk in _chunks(records, media):
+            yield chunk if isinstance(chunk, bytes) else bytes(chunk)  # a WSGI server takes bytes only
     except RestdError as error:
         log.error("a streamed answer stopped short: %s", error.message)
     except Exception:

@@ -202,3 +202,13 @@ def test_negotiate_refuses(accept: str | None, fmt: str | None, offered: tuple[s
     with pytest.raises(NotAcceptable) as caught:
         render.negotiate(accept, fmt, offered)
     assert caught.value.status == 406 and caught.value.extra["available"] == list(offered)
+
+
+def test_a_stream_hands_the_server_bytes_even_for_a_block_of_records() -> None:
+    """WSGI servers (cheroot) refuse anything but bytes; a block is sent as its slice, copied."""
+    block = render.RecordBlock(b'[\n{"a": 1},\n{"b": 2}\n]\n', [10, 20])
+    for media in (render.JSON, render.NDJSON):
+        chunks = list(render._stream([block, b'{"c": 3}'], media))
+        assert all(type(chunk) is bytes for chunk in chunks)
+    assert b"".join(render._stream([block, b'{"c": 3}'], render.JSON)) == \
+        b'[\n{"a": 1},\n{"b": 2},\n{"c": 3}\n]\n'
