@@ -390,14 +390,14 @@ class Queries:
         one batch. Queue ads change, so unlike history the ids cannot stand for the answer: the
         spool gives it a true ETag, and a failure half-way still gets an error status."""
         cap = self.settings.max_jobs
-        ids = sorted(condor.job_keys(self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0,
-                                                   None)))
+        ids = self._queue_ids(schedd, query)
         truncated = bool(cap) and len(ids) > cap
         del ids[cap or len(ids):]
+        if not ids:
+            return Listing([], truncated=truncated)
         ask, keep = self._projection(projection, JOB_ID_ATTRS)
         if len(ids) <= STREAM_ABOVE:
-            ads = self._job_ads("jobs", schedd, f"{query} && {_id_window(ids[0], ids[-1])}" if ids
-                                else "false", ask, 0, None)
+            ads = self._queue_window(schedd, query, ask, ids[0], ids[-1])
             return Listing(self._records(ads, keep, hidden, sort=True), truncated=truncated)
         return Listing(_Windows(self, schedd, query, ask, keep, hidden, ids), truncated=truncated,
                        spool=True)
@@ -421,17 +421,25 @@ class Queries:
         if position is not None:
             c, p = position["after"]
             query = f"{query} && (ClusterId > {c} || (ClusterId == {c} && ProcId > {p}))"
-        ids = sorted(condor.job_keys(self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0,
-                                                   None)))
+        ids = self._queue_ids(schedd, query)
         page = ids[:size]
         if not page:
             return Listing([])
         ask, keep = self._projection(projection, JOB_ID_ATTRS)
-        ads = self._job_ads("jobs", schedd, f"{query} && {_id_window(page[0], page[-1])}", ask, 0,
-                            None)
+        ads = self._queue_window(schedd, query, ask, page[0], page[-1])
         more = len(ids) > size
         return Listing(self._records(ads, keep, hidden, sort=True),
                        next_page=_next_page({"after": list(page[-1])}, "jobs", size) if more else None)
+
+    def _queue_ids(self, schedd: str | None, query: str) -> list[tuple[int, int]]:
+        """The ids of the matching jobs, in order: one query for the ids alone (small ads)."""
+        return sorted(condor.job_keys(self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0,
+                                                    None)))
+
+    def _queue_window(self, schedd: str | None, query: str, ask: list[str],
+                      first: tuple[int, int], last: tuple[int, int]) -> Sequence[Ad]:
+        """The matching jobs whose ids run from `first` to `last` (both included), in any order."""
+        return self._job_ads("jobs", schedd, f"{query} && {_id_window(first, last)}", ask, 0, None)
 
     def _history_page(self, schedd: str | None, query: str, projection: list[str] | None,
                       hidden: frozenset[str], size: int, position: dict[str, Any] | None,
@@ -669,9 +677,8 @@ class _Windows:
         size = self.queries.settings.stream_batch
         for start in range(0, len(self.ids), size):
             batch = self.ids[start:start + size]
-            ads = sorted(self.queries._job_ads("jobs", self.schedd,
-                                               f"{self.query} && {_id_window(batch[0], batch[-1])}",
-                                               self.ask, 0, None), key=_job_sort_key)
+            ads = sorted(self.queries._queue_window(self.schedd, self.query, self.ask, batch[0],
+                                                    batch[-1]), key=_job_sort_key)
             # encoded a slice at a time: memory holds the batch's ads and one slice's text
             for part in range(0, len(ads), ENCODE_SLICE):
                 records = self.queries._records(ads[part:part + ENCODE_SLICE], self.keep,

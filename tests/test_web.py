@@ -812,6 +812,13 @@ def test_an_uncapped_queue_of_few_jobs_takes_one_query_after_the_ids(make_client
                                                             ([], len(r.json()))]
 
 
+def test_an_uncapped_queue_with_no_match_asks_for_the_ids_alone(make_client: Any, pool: Any) -> None:
+    backend = Windows(pool)
+    r = make_client(backend=backend, max_jobs=0).get("/v1/jobs/DEFAULT", {"constraint": "false"})
+    assert r.status == 200 and r.body == b"[]\n"
+    assert [(ask, n) for _, _, ask, n in backend.asked] == [(["ClusterId", "ProcId"], 0)]
+
+
 def test_identical_big_queue_requests_share_the_id_query(make_client: Any, pool: Any,
                                                         small_batches: None) -> None:
 
