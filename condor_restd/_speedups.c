@@ -85,10 +85,10 @@ static PyObject *lower_names(PyObject *self, PyObject *text)
     return out;
 }
 
-/* The API's job record for one ad, in UTF-8: ((cluster, proc), b'{"jobid": "<c>.<p>",
- * "classad": <printJson() lowercased>}'); None when the ad needs the Python path (text not
- * ASCII, ids not plain integers or spelt otherwise, an empty ad). */
-static PyObject *one_record(PyObject *ad)
+/* printJson() of `ad`, with its ClusterId and ProcId read from the text (-1 where they are not
+ * plain integers written as printJson() writes them). A new reference; Py_None (new) when the
+ * text is not ASCII (the caller takes the Python path); NULL with an exception set on failure. */
+static PyObject *ad_text(PyObject *ad, long long *cluster, long long *proc)
 {
     PyObject *text = PyObject_CallMethod(ad, "printJson", NULL);
     if (text == NULL) return NULL;
@@ -99,14 +99,33 @@ static PyObject *one_record(PyObject *ad)
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     const char *s = (const char *)PyUnicode_DATA(text);
-    long long cluster = top_int(s, n, "\n  \"ClusterId\": ", 16);
-    long long proc = top_int(s, n, "\n  \"ProcId\": ", 13);
+    *cluster = top_int(s, n, "\n  \"ClusterId\": ", 16);
+    *proc = top_int(s, n, "\n  \"ProcId\": ", 13);
+    return text;
+}
+
+/* The start of a job record, {"jobid": "<c>.<p>", "classad": , into `head`; its length. */
+static int record_head(char *head, size_t size, long long cluster, long long proc)
+{
+    return snprintf(head, size, "{\"jobid\": \"%lld.%lld\", \"classad\": ", cluster, proc);
+}
+
+/* The API's job record for one ad, in UTF-8: ((cluster, proc), b'{"jobid": "<c>.<p>",
+ * "classad": <printJson() lowercased>}'); None when the ad needs the Python path (text not
+ * ASCII, ids not plain integers or spelt otherwise, an empty ad). */
+static PyObject *one_record(PyObject *ad)
+{
+    long long cluster = -1, proc = -1;
+    PyObject *text = ad_text(ad, &cluster, &proc);
+    if (text == NULL || text == Py_None) return text;
     if (cluster < 0 || proc < 0) {
         Py_DECREF(text);
         Py_RETURN_NONE;
     }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const char *s = (const char *)PyUnicode_DATA(text);
     char head[96];
-    int m = snprintf(head, sizeof head, "{\"jobid\": \"%lld.%lld\", \"classad\": ", cluster, proc);
+    int m = record_head(head, sizeof head, cluster, proc);
     PyObject *record = PyBytes_FromStringAndSize(NULL, m + n + 1);
     if (record == NULL) { Py_DECREF(text); return NULL; }
     char *r = PyBytes_AS_STRING(record);
@@ -141,22 +160,12 @@ static PyObject *job_records(PyObject *self, PyObject *ads) { return map_ads(ads
  * as printJson() writes them (the caller looks those up). */
 static PyObject *one_id(PyObject *ad)
 {
-    PyObject *text = PyObject_CallMethod(ad, "printJson", NULL);
-    if (text == NULL) return NULL;
-    PyObject *item = NULL;
-    if (PyUnicode_Check(text) && PyUnicode_READY(text) == 0 && PyUnicode_IS_ASCII(text)) {
-        Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-        const char *s = (const char *)PyUnicode_DATA(text);
-        long long cluster = top_int(s, n, "\n  \"ClusterId\": ", 16);
-        long long proc = top_int(s, n, "\n  \"ProcId\": ", 13);
-        if (cluster >= 0 && proc >= 0) item = Py_BuildValue("(LL)", cluster, proc);
-    }
+    long long cluster = -1, proc = -1;
+    PyObject *text = ad_text(ad, &cluster, &proc);
+    if (text == NULL || text == Py_None) return text;
     Py_DECREF(text);
-    if (item == NULL && !PyErr_Occurred()) {
-        item = Py_None;
-        Py_INCREF(item);
-    }
-    return item;
+    if (cluster < 0 || proc < 0) Py_RETURN_NONE;
+    return Py_BuildValue("(LL)", cluster, proc);
 }
 
 static PyObject *job_ids(PyObject *self, PyObject *ads) { return map_ads(ads, one_id); }
@@ -189,19 +198,16 @@ static PyObject *job_listing(PyObject *self, PyObject *args)
     PyObject *result = NULL, *body = NULL, *ends = NULL;
     if (texts == NULL || entries == NULL) { PyErr_NoMemory(); goto done; }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *text = PyObject_CallMethod(PySequence_Fast_GET_ITEM(seq, i), "printJson", NULL);
+        PyObject *text = ad_text(PySequence_Fast_GET_ITEM(seq, i), &entries[i].cluster,
+                                 &entries[i].proc);
         if (text == NULL) goto done;
         texts[i] = text;
-        if (!PyUnicode_Check(text) || PyUnicode_READY(text) < 0 || !PyUnicode_IS_ASCII(text)) {
-            if (!PyErr_Occurred()) { result = Py_None; Py_INCREF(result); }
+        if (text == Py_None) {
+            result = Py_None; Py_INCREF(result);
             goto done;
         }
-        Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-        const char *s = (const char *)PyUnicode_DATA(text);
-        entries[i].cluster = top_int(s, n, "\n  \"ClusterId\": ", 16);
-        entries[i].proc = top_int(s, n, "\n  \"ProcId\": ", 13);
         entries[i].index = i;
-        if (entries[i].cluster < 0 || entries[i].proc < 0 || n < 4) {
+        if (entries[i].cluster < 0 || entries[i].proc < 0 || PyUnicode_GET_LENGTH(text) < 4) {
             result = Py_None; Py_INCREF(result);
             goto done;
         }
@@ -212,7 +218,7 @@ static PyObject *job_listing(PyObject *self, PyObject *args)
     Py_ssize_t total = 4;  /* "[\n" and "\n]" */
     for (Py_ssize_t k = 0; k < kept; k++) {
         Entry *e = &entries[k];
-        e->head = snprintf(head, sizeof head, "{\"jobid\": \"%lld.%lld\", \"classad\": ", e->cluster, e->proc);
+        e->head = record_head(head, sizeof head, e->cluster, e->proc);
         total += e->head + PyUnicode_GET_LENGTH(texts[e->index]) + 1 + (k ? 2 : 0);
     }
     if (kept == 0) total = 2;  /* "[]" */
@@ -232,7 +238,7 @@ static PyObject *job_listing(PyObject *self, PyObject *args)
             Py_ssize_t n = PyUnicode_GET_LENGTH(text);
             const char *s = (const char *)PyUnicode_DATA(text);
             if (k) { memcpy(w, ",\n", 2); w += 2; }
-            snprintf(head, sizeof head, "{\"jobid\": \"%lld.%lld\", \"classad\": ", e->cluster, e->proc);
+            record_head(head, sizeof head, e->cluster, e->proc);
             memcpy(w, head, (size_t)e->head); w += e->head;
             memcpy(w, s, (size_t)n);
             lower_into(s, w, n);
