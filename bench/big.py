@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -124,6 +124,31 @@ MEMORY_MODES = {
 }
 
 
+def measure(app: Any, url: str | None, call: Callable[[], Sequence[Any]] | None = None) -> dict[str, Any]:
+    """Peak RSS growth (above the RSS before), first byte and total time of one GET of `url`
+    through `app`, its body read chunk by chunk; or of one bindings `call` (url None), whose
+    first byte is when its list returns."""
+    _reset_peak()
+    base = _rss_kib()
+    started = time.perf_counter()
+    first: float | None = None
+
+    def arrived() -> None:
+        nonlocal first
+        first = time.perf_counter() - started
+
+    answer: Sequence[Any] = ()
+    if url is None:
+        assert call is not None
+        answer = call()  # kept until the figures are taken, as a caller would keep it
+        arrived()
+        size = len(answer)
+    else:
+        size = serve(app, url, arrived)[1]
+    return {"growth_kib": _rss_kib("VmHWM") - base, "first_s": first,
+            "total_s": time.perf_counter() - started, "size": size}
+
+
 def _memory_child(mode: str, count: int, out: Any) -> None:
     import gc
     import tempfile
@@ -140,26 +165,14 @@ def _memory_child(mode: str, count: int, out: Any) -> None:
     del texts
     app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend)
     gc.collect()
-    _reset_peak()
-    base = _rss_kib()
-    started = time.perf_counter()
-    first = None
-    size = 0
     url = MEMORY_MODES[mode][1]
     if url is None:
-        ads = backend.history(None, "true", [], -1) if mode == "history-call" else \
-            backend.jobs(None, "true", [], -1)
-        first = time.perf_counter() - started
-        size = len(ads)
+        def call() -> Sequence[Any]:
+            return backend.history(None, "true", [], -1) if mode == "history-call" \
+                else backend.jobs(None, "true", [], -1)
+        out.put({"mode": mode, **measure(app, None, call)})
     else:
-        def arrived() -> None:
-            nonlocal first
-            first = time.perf_counter() - started
-
-        size = serve(app, url, arrived)[1]
-    total = time.perf_counter() - started
-    out.put({"mode": mode, "growth_kib": _rss_kib("VmHWM") - base, "first_s": first, "total_s": total,
-             "size": size})
+        out.put({"mode": mode, **measure(app, url)})
     app.queries.close()
     if folder is not None:
         for leftover in folder.iterdir():

@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from big import _reset_peak, _rss_kib  # noqa: E402
-from encode import Timed, best_of, original_method, serve  # noqa: E402
+from big import measure  # noqa: E402
+from encode import Timed, _timed_get, best_of, original_method  # noqa: E402
 from run import machine  # noqa: E402
 
 from condor_restd import condor  # noqa: E402
@@ -61,18 +61,6 @@ def fetch_all(backend: Any, source: str, schedd: str | None) -> list[Any]:
     return list(backend.history(schedd, "true", [], 0))
 
 
-def timed_get(app: Any, timed: Timed, path: str, repeat: int) -> tuple[float, float, int]:
-    """Best of `repeat`: end to end, the time inside the bindings, and the body's size."""
-    best = (float("inf"), 0.0, 0)
-    for _ in range(repeat):
-        timed.seconds = 0.0
-        started = time.perf_counter()
-        status, size = serve(app, path)
-        assert status.startswith("200"), status
-        best = min(best, (time.perf_counter() - started, timed.seconds, size))
-    return best
-
-
 def encoding_rows(backend: Any, schedd: str | None, repeat: int) -> list[dict[str, Any]]:
     rows = []
     timed = Timed(ThroughSchedd(backend))
@@ -87,11 +75,11 @@ def encoding_rows(backend: Any, schedd: str | None, repeat: int) -> list[dict[st
         for label, settings in (("0", Settings(max_jobs=0, query_timeout=3600, cache_ttl=0)),
                                 ("10000 (default)", Settings(query_timeout=3600, cache_ttl=0))):
             app = make_app(settings, timed)
-            total, inside, size = timed_get(app, timed, f"/v1/{source}/{schedd or 'DEFAULT'}", repeat)
+            total, inside = _timed_get(app, timed, f"/v1/{source}/{schedd or 'DEFAULT'}", repeat)
             app.queries.close()
             rows.append({"source": source, "ads": count, "setting": label, "call_s": call_s,
                          "floor_s": floor, "original_s": original, "total_s": total,
-                         "inside_s": inside, "bytes": size})
+                         "inside_s": inside})
     return rows
 
 
@@ -100,22 +88,10 @@ def _memory_child(mode: str, demo: bool, pool: str | None, schedd: str | None, o
     if mode == "stream-schedd":
         backend = ThroughSchedd(backend)
     app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend)
-    _reset_peak()
-    base = _rss_kib()
-    started = time.perf_counter()
-    first: float | None = None
-
-    def arrived() -> None:
-        nonlocal first
-        first = time.perf_counter() - started
-
     if mode == "call":
-        size = len(fetch_all(backend, "history", schedd))
-        first = time.perf_counter() - started
+        out.put({"mode": mode, **measure(app, None, lambda: fetch_all(backend, "history", schedd))})
     else:
-        size = serve(app, f"/v1/history/{schedd or 'DEFAULT'}", arrived)[1]
-    out.put({"mode": mode, "growth_kib": _rss_kib("VmHWM") - base, "first_s": first,
-             "total_s": time.perf_counter() - started, "size": size})
+        out.put({"mode": mode, **measure(app, f"/v1/history/{schedd or 'DEFAULT'}")})
     app.queries.close()
 
 
