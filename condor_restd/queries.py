@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import itertools
 import json
+import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Sequence
 from typing import Any, Callable, Protocol, TypeVar
 
-from . import condor
+from . import condor, streams
 from .auth import Forbidden, Identity, token_required
 from .cache import SingleFlight
-from .condor import Ad, Condor
+from .condor import Condor
+from .encoding import IDS, Shape
 from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
-from .render import Listing, RawJSON, RecordBlock
+from .responses import Listing, RawJSON, RecordBlock, Rows
 from .settings import ATTRIBUTE_NAME, Settings
+from .streams import JOB_ID, JOB_ID_ATTRS, Pager, projection
+from .workers import Inline, Pool
 
 T = TypeVar("T")
 
 SOURCES = ("jobs", "history")
 AD_TYPES = tuple(condor.AD_TYPES)
 DAEMONS = tuple(condor.DAEMON_TYPES)
-JOB_ID_ATTRS = ("ClusterId", "ProcId")
 STATUS_ID_ATTRS = ("Name", "MyType")
 # ClassAd functions that turn a string into an attribute reference or expression at run time.
 INDIRECT_FUNCTIONS = ("eval",)
@@ -38,10 +35,10 @@ MAX_PROJECTION = 256
 # References that reach a whole ad (MY["Env" + "ironment"]) or build a name at run time (eval):
 # with hidden attributes, a constraint may use none of them.
 WHOLE_AD_REFS = frozenset({"", "my", "target", "parent", "super"})
-JOB_ID = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
-MAX_CURSOR_LENGTH = 256
 CACHE_BUDGET = 256 << 20  # characters of answers kept for RESTD_CACHE_TTL, at the most
 SLOT_WAIT = 0.25  # seconds a request waits for a busy query pool before a 503
+
+log = logging.getLogger("condor_restd.queries")
 
 
 def attribute_names(text: str | None, what: str = "projection") -> list[str] | None:
@@ -86,49 +83,66 @@ JOB_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held",
 class Queries:
     """The API's logic over one Condor backend; knows nothing of HTTP."""
 
-    def __init__(self, settings: Settings, backend: Condor, observer: Observer | None = None) -> None:
+    def __init__(self, settings: Settings, backend: Condor, observer: Observer | None = None,
+                 isolate: bool = True) -> None:
+        """`isolate`: pool calls run in worker processes (always, in the daemon); False runs
+        them in the calling thread, through the same encoding (tests that watch the backend)."""
         self.settings = settings
         self.backend = backend
         self.observer: Observer = observer if observer is not None else _Quiet()
-        self._executor = ThreadPoolExecutor(settings.query_workers, "restd-query")
-        self._slots = threading.BoundedSemaphore(settings.query_workers)
+        self.pool: Pool | Inline = Pool(
+            backend, workers=settings.query_workers, timeout=settings.query_timeout, wait=SLOT_WAIT,
+            max_calls=settings.worker_max_calls, max_growth=settings.worker_max_growth << 20,
+        ) if isolate else Inline(backend, workers=settings.query_workers, wait=SLOT_WAIT)
+        self.pager = Pager(settings, self._fetch, self._call)
+        self._failing: set[str] = set()
         self._ready: tuple[float, dict[str, Any]] | None = None
         self._ready_lock = threading.Lock()
         self._shared: SingleFlight[Any] = SingleFlight(settings.cache_ttl, entries=512,
                                                        budget=CACHE_BUDGET, weigh=_weight)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        self.pool.close()
 
     # ----------------------------------------------------------------------- plumbing
 
-    def _call(self, daemon: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run one backend call in the query pool, bounded by RESTD_QUERY_TIMEOUT."""
-        timeout = self.settings.query_timeout
-        if not self._slots.acquire(timeout=min(SLOT_WAIT, timeout)):
-            raise Unavailable("every query worker is busy; try again shortly", retry_after=2)
+    def _call(self, daemon: str, method: str, *args: Any) -> Any:
+        """One pool call (condor.Encoded's `method`) in a worker, bounded by RESTD_QUERY_TIMEOUT."""
         started = time.perf_counter()
-        try:
-            future = self._executor.submit(fn, *args)
-        except RuntimeError:
-            self._slots.release()
-            raise Unavailable("the daemon is shutting down", retry_after=10) from None
-        future.add_done_callback(lambda _: self._slots.release())
         failure: str | None = None
         try:
-            return future.result(timeout=timeout)
-        except FutureTimeout:
-            failure = "Timeout"
-            raise Timeout(f"the {daemon} query took longer than {timeout:g} s "
-                          "(RESTD_QUERY_TIMEOUT)") from None
-        except RestdError as exc:
+            return self.pool.call(method, *args)
+        except (Unavailable, Timeout) as exc:
             failure = type(exc).__name__
+            self._failed(daemon, exc)
             raise
-        except Exception as exc:  # a backend must raise RestdError; anything else is an outage
+        except RestdError as exc:
+            failure = None if isinstance(exc, BadRequest) else type(exc).__name__
+            raise
+        except Exception as exc:  # a pool must raise RestdError; anything else is an outage
             failure = "Unavailable"
+            log.exception("the %s call %s failed", daemon, method)
             raise Unavailable(f"the {daemon} query failed: {exc}") from None
         finally:
+            if failure is None and daemon in self._failing:
+                self._failing.discard(daemon)
+                log.info("the %s answers again", daemon)
             self.observer.upstream(daemon, time.perf_counter() - started, failure)
+
+    def _failed(self, daemon: str, error: RestdError) -> None:
+        """Log an upstream failure with its cause, once per streak of failures."""
+        if daemon not in self._failing:
+            self._failing.add(daemon)
+            log.warning("the %s does not answer: %s", daemon, error.message)
+
+    def _fetch(self, source: str, schedd: str | None, query: str, ask: list[str], limit: int,
+               since: str | None, shape: Shape) -> Rows:
+        """One job query: the queue or the history of a schedd, encoded by the worker."""
+        if source == "jobs":
+            rows: Rows = self._call("schedd", "jobs", schedd, query, ask, limit, shape)
+        else:
+            rows = self._call("schedd", "history", schedd, query, ask, limit, since, shape)
+        return rows
 
     def _cached(self, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """One computation for identical concurrent requests; its answer kept RESTD_CACHE_TTL s."""
@@ -196,42 +210,13 @@ class Queries:
 
     # -------------------------------------------------------------------------- jobs
 
-    def _job_ads(self, source: str, schedd: str | None, constraint: str,
-                 projection: Sequence[str], limit: int | None = None,
-                 since: str | None = None) -> Sequence[Ad]:
-        if source not in SOURCES:
-            raise NotFound(f"unknown job source {source!r}")
-        limit = self.settings.max_jobs if limit is None else limit
-        ads: Sequence[Ad]
-        if source == "jobs":
-            ads = self._call("schedd", self.backend.jobs, schedd, constraint, list(projection), limit)
-        elif since is None:
-            ads = self._call("schedd", self.backend.history, schedd, constraint, list(projection),
-                             limit)
-        else:
-            ads = self._call("schedd", self.backend.history, schedd, constraint, list(projection),
-                             limit, since)
-        return ads
-
-    @staticmethod
-    def _job_record(ad: Ad, keep: frozenset[str] | None, hidden: frozenset[str]) -> bytes:
-        """{"jobid": ..., "classad": ...} as JSON in UTF-8 (the renderer writes it as it is)."""
-        return condor.job_record(ad, keep, hidden)[1]
-
-    @staticmethod
-    def _projection(names: list[str] | None, required: Sequence[str],
-                    shown: Sequence[str] = ()) -> tuple[list[str], frozenset[str] | None]:
-        """What to ask the daemon for, and which (lowercase) names the client sees."""
-        if names is None:
-            return [], None
-        ask = list(dict.fromkeys([*names, *shown, *required]))
-        return ask, frozenset(n.lower() for n in (*names, *shown))
-
     def jobs(self, source: str, schedd: str | None, cluster: int | None = None,
              projection: list[str] | None = None, constraint: str | None = None,
              who: Identity | None = None, limit: int | None = None, cursor: str | None = None,
              since: str | None = None) -> Listing:
         """Jobs in id order, or history newest first; pages when `limit` or `cursor` is given."""
+        if source not in SOURCES:
+            raise NotFound(f"unknown job source {source!r}")
         hidden = self._hidden(source)
         query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None),
                                  scope=self._job_scope(who))
@@ -239,274 +224,48 @@ class Queries:
             raise BadRequest("since takes a job id (cluster or cluster.proc), on history only")
         if limit is not None and limit < 1:
             raise BadRequest("limit must be at least 1")
-        position = _decode_cursor(cursor, source) if cursor is not None else None
-        if limit is None and position is None and (
-                not self.settings.max_jobs or self.settings.max_jobs > STREAM_ABOVE):
+        pager = self.pager
+        if limit is not None or cursor is not None:
+            key = ("page", source, schedd, tuple(projection or ()), query, limit, cursor, since)
+            return self._cached(key, lambda: pager.page(source, schedd, query, projection, hidden,
+                                                         limit, cursor, since))
+        if not self.settings.max_jobs or self.settings.max_jobs > streams.STREAM_ABOVE:
             if source == "history":
-                return self._history_stream(schedd, query, projection, hidden, since)
+                return pager.history_stream(schedd, query, projection, hidden, since)
             return self._cached(("queue", schedd, tuple(projection or ()), query),
-                                lambda: self._queue_stream(schedd, query, projection, hidden))
-        key = ("jobs", source, schedd, tuple(projection or ()), query, limit, cursor, since)
-        return self._cached(key, lambda: self._listing(source, schedd, query, projection, hidden,
-                                                       limit, position, since))
+                                lambda: pager.queue_stream(schedd, query, projection, hidden))
+        whole = ("jobs", source, schedd, tuple(projection or ()), query, since)
+        return self._cached(whole, lambda: pager.whole(source, schedd, query, projection, hidden,
+                                                     since))
 
-    def _listing(self, source: str, schedd: str | None, query: str, projection: list[str] | None,
-                 hidden: frozenset[str], limit: int | None, position: dict[str, Any] | None,
-                 since: str | None) -> Listing:
-        cap = self.settings.max_jobs
-        if limit is None and position is None:  # a v1 request: everything, up to the cap
-            ask, keep = self._projection(projection, JOB_ID_ATTRS)
-            ads = self._job_ads(source, schedd, query, ask, cap + 1 if cap else 0, since)
-            truncated = bool(cap) and len(ads) > cap
-            return Listing(self._records(ads, keep, hidden, sort=source == "jobs", cap=cap),
-                           truncated=truncated)
-        size = min(limit or cap or DEFAULT_PAGE, cap or MAX_PAGE)
-        if source == "jobs":
-            return self._queue_page(schedd, query, projection, hidden, size, position)
-        history = self._history_file(schedd)
-        if history is not None and (position is None or "f" in position):
-            return self._file_page(history, query, projection, hidden, size, position, since)
-        return self._history_page(schedd, query, projection, hidden, size, position, since)
-
-    def _history_file(self, schedd: str | None) -> condor.HistoryFile | None:
-        """The schedd's history file when the backend can read it locally, else None."""
-        find = getattr(self.backend, "history_file", None)
-        if find is None:
-            return None
-        try:
-            history: condor.HistoryFile | None = find(schedd)
-        except Exception:  # never worse than the schedd query
-            return None
-        return history
-
-    def _file_records(self, history: condor.HistoryFile, query: str, since: str | None,
-                      before: tuple[str, int] | None = None) -> Iterator[tuple[tuple[str, int], Ad]]:
-        """Matching records of a history file, newest first, stopping at the `since` job."""
-        expr = condor.check_expression(query)
-        stop = tuple(int(part) for part in since.split(".")) if since else None
-        for position, ad in history.records(before):
-            if stop is not None and _job_sort_key(ad)[:len(stop)] == stop:
-                return
-            if condor.matches(expr, ad):
-                yield position, ad
-
-    def _file_page(self, history: condor.HistoryFile, query: str, projection: list[str] | None,
-                   hidden: frozenset[str], size: int, position: dict[str, Any] | None,
-                   since: str | None) -> Listing:
-        """A page read straight from the history file: the cursor is the byte offset of the
-        last record served, so a deep page costs what a first page does."""
-        before = (position["f"], position["o"]) if position is not None else None
-        picked = []
-        for found in self._file_records(history, query, since, before):
-            picked.append(found)
-            if len(picked) > size:
-                break
-        page = picked[:size]
-        keep = self._projection(projection, JOB_ID_ATTRS)[1]
-        records = [self._job_record(ad, keep, hidden) for _, ad in page]
-        if len(picked) <= size:
-            return Listing(records)
-        (name, offset), _ = page[-1]
-        return Listing(records, next_page=_next_page({"f": name, "o": offset}, "history", size))
-
-    def _history_stream(self, schedd: str | None, query: str, projection: list[str] | None,
-                        hidden: frozenset[str], since: str | None) -> Listing:
-        """All of a big history, fetched in batches and sent as they come, so that memory holds
-        one batch (and the ids, as small ads while they arrive), not the result.
-
-        A first small query (ids only) finds whether RESTD_MAX_JOBS cuts the result short, and
-        gives the answer its ETag: history records never change once written, so the same ids
-        mean the same answer (with no cap, the newest match and the newest record of all). A
-        first batch of STREAM_FIRST_BATCH, fetched as a page is, gives a quick first byte; then
-        the ids of the rest come in one query, and each later batch (up to RESTD_STREAM_BATCH) in
-        one query for its clusters that stops at the record after it."""
-        cap = self.settings.max_jobs
-        history = self._history_file(schedd)
-        if history is not None:
-            return self._file_stream(history, query, projection, hidden, since)
-        probe = self._job_ads("history", schedd, query, ["GlobalJobId", *JOB_ID_ATTRS],
-                              cap + 1 if cap else 1, since)
-        truncated = bool(cap) and len(probe) > cap
-        fingerprint = hashlib.blake2b(repr((query, projection, sorted(hidden), cap, since)).encode(),
-                                      digest_size=16)
-        if not cap and query != "true":
-            # the probe saw the newest match alone; the oldest records go when the schedd rotates
-            # its history, which it does only as it writes a record: the newest of all
-            probe = [*probe, *self._job_ads("history", schedd, "true", ["GlobalJobId"], 1, None)]
-        for ad in probe[:cap or None]:
-            fingerprint.update(str(condor.value_of(ad, "GlobalJobId")).encode())
-
-        def records() -> Iterator[bytes]:
-            # a small first batch, fetched as a page is, for a quick first byte
-            most = self.settings.stream_batch
-            page = self._history_page(schedd, query, projection, hidden,
-                                      min(STREAM_FIRST_BATCH, most, cap or most), None, since)
-            yield from page.records
-            served = len(page.records)
-            if not page.next_page or (cap and served >= cap):
-                return
-            # then the ids of the rest, once (small ads), and each batch by its window alone
-            anchor = _decode_cursor(page.next_page["cursor"], "history")["a"]
-            newer = len(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS), 0, anchor))
-            ids = condor.job_keys(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS),
-                                                newer + cap + 1 if cap else 0, since))
-            if ids[newer:newer + 1] != [tuple(int(x) for x in anchor.split("."))]:
-                raise Unavailable("the schedd's history changed under a stream; try again")
-            del ids[:newer + served]
-            del ids[cap - served if cap else len(ids):]
-            ask, keep = self._projection(projection, JOB_ID_ATTRS)
-            batch = min(2 * STREAM_FIRST_BATCH, most)
-            while ids:
-                wanted, rest = ids[:batch], ids[batch:batch + 1]
-                stop = "%s.%s" % rest[0] if rest else since
-                yield from self._history_window(schedd, query, ask, keep, hidden, wanted, stop)
-                del ids[:batch]
-                batch = min(2 * batch, most)
-
-        return Listing(records(), truncated=truncated, stream_tag=f'W/"{fingerprint.hexdigest()}"')
-
-    def _file_stream(self, history: condor.HistoryFile, query: str, projection: list[str] | None,
-                     hidden: frozenset[str], since: str | None) -> Listing:
-        """A whole history straight from the file, one record at a time: memory holds a record,
-        and the file is read once (twice up to the cap, when RESTD_MAX_JOBS may cut it)."""
-        cap = self.settings.max_jobs
-        truncated = bool(cap) and sum(1 for _ in itertools.islice(
-            self._file_records(history, query, since), cap + 1)) > cap
-        keep = self._projection(projection, JOB_ID_ATTRS)[1]
-        tag = hashlib.blake2b(repr((query, projection, sorted(hidden), cap, since,
-                                    history.identity())).encode(), digest_size=16).hexdigest()
-
-        def records() -> Iterator[bytes]:
-            for _, ad in itertools.islice(self._file_records(history, query, since), cap or None):
-                yield self._job_record(ad, keep, hidden)
-
-        return Listing(records(), truncated=truncated, stream_tag=f'W/"{tag}"')
-
-    def _queue_stream(self, schedd: str | None, query: str, projection: list[str] | None,
-                      hidden: frozenset[str]) -> Listing:
-        """The queue with no cap, or a cap above STREAM_ABOVE: the matching ids first (small
-        ads). Up to STREAM_ABOVE jobs then come in one query; more come RESTD_STREAM_BATCH at a time
-        by id window, and the answer is spooled as it is encoded (see render), so memory holds
-        one batch. Queue ads change, so unlike history the ids cannot stand for the answer: the
-        spool gives it a true ETag, and a failure half-way still gets an error status."""
-        cap = self.settings.max_jobs
-        ids = self._queue_ids(schedd, query)
-        truncated = bool(cap) and len(ids) > cap
-        del ids[cap or len(ids):]
-        if not ids:
-            return Listing([], truncated=truncated)
-        ask, keep = self._projection(projection, JOB_ID_ATTRS)
-        if len(ids) <= STREAM_ABOVE:
-            ads = self._queue_window(schedd, query, ask, ids[0], ids[-1])
-            return Listing(self._records(ads, keep, hidden, sort=True), truncated=truncated)
-        return Listing(_Windows(self, schedd, query, ask, keep, hidden, ids), truncated=truncated,
-                       spool=True)
-
-    @staticmethod
-    def _records(ads: Sequence[Ad], keep: frozenset[str] | None, hidden: frozenset[str],
-                 sort: bool, cap: int = 0) -> RecordBlock | list[bytes]:
-        """The job records of `ads` (in id order with `sort`; the first `cap` when cap > 0)."""
-        if keep is None and not hidden:
-            block = condor.job_listing(ads, sort, cap)
-            if block is not None:
-                return RecordBlock(*block)
-        entries = condor.job_records(ads, keep, hidden)
-        if sort:
-            entries.sort(key=_first)
-        return [record for _, record in entries[:cap or None]]
-
-    def _queue_page(self, schedd: str | None, query: str, projection: list[str] | None,
-                    hidden: frozenset[str], size: int, position: dict[str, Any] | None) -> Listing:
-        """A page of the queue in job-id order: the matching ids first (small), then the page."""
-        if position is not None:
-            c, p = position["after"]
-            query = f"{query} && (ClusterId > {c} || (ClusterId == {c} && ProcId > {p}))"
-        ids = self._queue_ids(schedd, query)
-        page = ids[:size]
-        if not page:
-            return Listing([])
-        ask, keep = self._projection(projection, JOB_ID_ATTRS)
-        ads = self._queue_window(schedd, query, ask, page[0], page[-1])
-        more = len(ids) > size
-        return Listing(self._records(ads, keep, hidden, sort=True),
-                       next_page=_next_page({"after": list(page[-1])}, "jobs", size) if more else None)
-
-    def _queue_ids(self, schedd: str | None, query: str) -> list[tuple[int, int]]:
-        """The ids of the matching jobs, in order: one query for the ids alone (small ads)."""
-        return sorted(condor.job_keys(self._job_ads("jobs", schedd, query, list(JOB_ID_ATTRS), 0,
-                                                    None)))
-
-    def _queue_window(self, schedd: str | None, query: str, ask: list[str],
-                      first: tuple[int, int], last: tuple[int, int]) -> Sequence[Ad]:
-        """The matching jobs whose ids run from `first` to `last` (both included), in any order."""
-        return self._job_ads("jobs", schedd, f"{query} && {_id_window(first, last)}", ask, 0, None)
-
-    def _history_page(self, schedd: str | None, query: str, projection: list[str] | None,
-                      hidden: frozenset[str], size: int, position: dict[str, Any] | None,
-                      since: str | None) -> Listing:
-        """A page of history, newest first, from a cursor (anchor, n): the newest matching job
-        when the walk began, and how many records have been served since.
-
-        The file's order is the only order history has, so the page is found by counting, on
-        ids alone (small ads): the records written since the anchor (since=anchor), plus n,
-        are passed over. The page's full ads then come from one query for its clusters that
-        stops (since=) at the record after the page."""
-        skip, anchor, served = 0, None, 0
-        if position is not None:
-            anchor, served = position["a"], position["n"]
-            skip = served + len(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS), 0,
-                                              anchor))
-        ids = condor.job_keys(self._job_ads("history", schedd, query, list(JOB_ID_ATTRS),
-                                            skip + size + 1, since))
-        if anchor is None and ids:
-            anchor = "%s.%s" % ids[0]
-        wanted = ids[skip:skip + size]
-        more = len(ids) > skip + size
-        ask, keep = self._projection(projection, JOB_ID_ATTRS)
-        stop = "%s.%s" % ids[skip + size] if more else since
-        records = self._history_window(schedd, query, ask, keep, hidden, wanted, stop)
-        if not more or anchor is None:
-            return Listing(records)
-        return Listing(records, next_page=_next_page({"a": anchor, "n": served + len(wanted)},
-                                                     "history", size))
-
-    def _history_window(self, schedd: str | None, query: str, ask: list[str],
-                        keep: frozenset[str] | None, hidden: frozenset[str],
-                        wanted: list[tuple[int, int]], stop: str | None) -> list[bytes]:
-        """The records of the `wanted` jobs, in that order: one query for their clusters that
-        stops (since=) at `stop`, the record after them."""
-        if not wanted:
-            return []
-        clusters = [c for c, _ in wanted]
-        window = f"{query} && ClusterId >= {min(clusters)} && ClusterId <= {max(clusters)}"
-        found = dict(condor.job_records(self._job_ads("history", schedd, window, ask, 0, stop),
-                                        keep, hidden))
-        return [found[job] for job in wanted if job in found]
+    def _one_job(self, source: str, schedd: str | None, cluster: int, proc: int,
+                 ask: list[str], shape: Shape, who: Identity | None) -> bytes:
+        query = self._constraint(None, shape.hide, *self._id_clauses(cluster, proc),
+                                 scope=self._job_scope(who))
+        rows = self._fetch(source, schedd, query, ask, 1, None, shape)
+        if not len(rows):
+            raise NotFound(f"job {cluster}.{proc} not found in {source} of schedd "
+                           f"{schedd or 'DEFAULT'}")
+        return rows.records[0]
 
     def job(self, source: str, schedd: str | None, cluster: int, proc: int,
             projection: list[str] | None = None, who: Identity | None = None) -> bytes:
-        hidden = self._hidden(source)
-        ask, keep = self._projection(projection, JOB_ID_ATTRS)
-        query = self._constraint(None, hidden, *self._id_clauses(cluster, proc),
-                                 scope=self._job_scope(who))
-        ads = self._job_ads(source, schedd, query, ask)
-        if not ads:
-            raise NotFound(f"job {cluster}.{proc} not found in {source} of schedd "
-                           f"{schedd or 'DEFAULT'}")
-        return self._job_record(ads[0], keep, hidden)
+        if source not in SOURCES:
+            raise NotFound(f"unknown job source {source!r}")
+        ask, keep = _projection(projection, JOB_ID_ATTRS)
+        return self._one_job(source, schedd, cluster, proc, ask,
+                             Shape(keep=keep, hide=self._hidden(source), ids=False), who)
 
     def job_attribute(self, source: str, schedd: str | None, cluster: int, proc: int,
                       attribute: str, who: Identity | None = None) -> Any:
+        if source not in SOURCES:
+            raise NotFound(f"unknown job source {source!r}")
         check_attribute(attribute)
-        hidden = self._hidden(source)
-        query = self._constraint(None, hidden, *self._id_clauses(cluster, proc),
-                                 scope=self._job_scope(who))
-        ads = self._job_ads(source, schedd, query, [attribute, *JOB_ID_ATTRS])
-        if not ads:
-            raise NotFound(f"job {cluster}.{proc} not found in {source} of schedd "
-                           f"{schedd or 'DEFAULT'}")
         name = attribute.lower()
-        value = json.loads(condor.ad_json(ads[0], frozenset([name]), hidden)).get(name)
+        record = self._one_job(source, schedd, cluster, proc, [attribute, *JOB_ID_ATTRS],
+                               Shape(keep=frozenset([name]), hide=self._hidden(source), ids=False),
+                               who)
+        value = json.loads(record)["classad"].get(name)
         if value is None:
             raise NotFound(f"attribute {attribute} of job {cluster}.{proc} is undefined")
         return value
@@ -515,6 +274,8 @@ class Queries:
                      cluster: int | None = None, projection: list[str] | None = None,
                      constraint: str | None = None,
                      who: Identity | None = None) -> Listing:
+        if source not in SOURCES:
+            raise NotFound(f"unknown job source {source!r}")
         check_attribute(groupby, "groupby")
         hidden = self._hidden(source)
         if groupby.lower() in hidden:
@@ -528,17 +289,11 @@ class Queries:
     def _grouped(self, source: str, schedd: str | None, groupby: str, query: str,
                  projection: list[str] | None, hidden: frozenset[str]) -> Listing:
         cap = self.settings.max_jobs
-        ask, keep = self._projection(projection, JOB_ID_ATTRS, (groupby,))
-        ads = self._job_ads(source, schedd, query, ask, cap + 1 if cap else 0)
-        truncated = bool(cap) and len(ads) > cap
-        if source == "jobs":
-            ads = sorted(ads, key=_job_sort_key)
-        groups: dict[str, list[bytes]] = {}
-        for ad in ads[:cap or None]:
-            key = condor.group_key(ad, groupby)
-            if key is not None:
-                groups.setdefault(key, []).append(self._job_record(ad, keep, hidden))
-        return Listing(groups, truncated=truncated)
+        ask, keep = _projection(projection, JOB_ID_ATTRS, (groupby,))
+        rows = self._fetch(source, schedd, query, ask, cap + 1 if cap else 0, None,
+                           Shape(keep=keep, hide=hidden, group=groupby, sort=source == "jobs",
+                                 cap=cap, ids=False))
+        return Listing(_groups(rows), truncated=bool(cap) and rows.count > cap)
 
     @staticmethod
     def _id_clauses(cluster: int | None, proc: int | None) -> list[str]:
@@ -551,21 +306,16 @@ class Queries:
 
     # ------------------------------------------------------------------------ status
 
-    def _status_ads(self, name: str | None, projection: list[str] | None, constraint: str | None,
-                    query: str, groupby: str | None = None) -> tuple[Sequence[Ad], frozenset[str] | None]:
+    def _status_rows(self, name: str | None, projection: list[str] | None, constraint: str | None,
+                     query: str, groupby: str | None = None) -> Rows:
         if query not in condor.AD_TYPES:
             raise BadRequest(f"query must be one of {', '.join(AD_TYPES)}, not {query!r}")
         clauses = [f"Name == {condor.quote(name)}"] if name is not None else []
         expr = self._constraint(constraint, frozenset(), *clauses)
-        ask, keep = self._projection(projection, STATUS_ID_ATTRS, (groupby,) if groupby else ())
-        ads = self._call("collector", self.backend.status, query, expr, ask)
-        return sorted(ads, key=_status_sort_key), keep
-
-    @staticmethod
-    def _status_record(ad: Ad, keep: frozenset[str] | None) -> RawJSON:
-        return RawJSON('{"name": %s, "type": %s, "classad": %s}' % (
-            json.dumps(condor.value_of(ad, "Name")), json.dumps(condor.value_of(ad, "MyType")),
-            condor.ad_json(ad, keep)))
+        ask, keep = _projection(projection, STATUS_ID_ATTRS, (groupby,) if groupby else ())
+        rows: Rows = self._call("collector", "status", query, expr, ask,
+                                Shape(records="status", keep=keep, group=groupby, sort=True))
+        return rows
 
     def status(self, name: str | None = None, projection: list[str] | None = None,
                constraint: str | None = None, query: str = "any",
@@ -573,8 +323,8 @@ class Queries:
         self._authenticated(who)
 
         def compute() -> list[RawJSON]:
-            ads, keep = self._status_ads(name, projection, constraint, query)
-            return [self._status_record(ad, keep) for ad in ads]
+            rows = self._status_rows(name, projection, constraint, query)
+            return [RawJSON(record.decode("utf-8")) for record in rows.records]
         return self._cached(("status", name, tuple(projection or ()), constraint, query), compute)
 
     def grouped_status(self, groupby: str, name: str | None = None,
@@ -584,13 +334,9 @@ class Queries:
         check_attribute(groupby, "groupby")
 
         def compute() -> dict[str, list[RawJSON]]:
-            ads, keep = self._status_ads(name, projection, constraint, query, groupby)
-            groups: dict[str, list[RawJSON]] = {}
-            for ad in ads:
-                key = condor.group_key(ad, groupby)
-                if key is not None:
-                    groups.setdefault(key, []).append(self._status_record(ad, keep))
-            return groups
+            rows = self._status_rows(name, projection, constraint, query, groupby)
+            return {key: [RawJSON(r.decode("utf-8")) for r in records]
+                    for key, records in _groups(rows).items()}
         return self._cached(("grouped_status", groupby.lower(), name, tuple(projection or ()),
                              constraint, query), compute)
 
@@ -603,11 +349,11 @@ class Queries:
             raise BadRequest(f"daemon must be one of {', '.join(DAEMONS)}, not {daemon!r}")
         if attribute is None:
             return self._cached(("config", daemon), lambda: dict(
-                self._call(daemon or "config", self.backend.config, daemon)))
+                self._call(daemon or "config", "config", daemon)))
         if not CONFIG_NAME.match(attribute):
             raise BadRequest(f"{attribute!r} is not a configuration knob name")
         return self._cached(("config", daemon, attribute.upper()), lambda: self._call(
-            daemon or "config", self.backend.config_value, daemon, attribute))
+            daemon or "config", "config_value", daemon, attribute))
 
     # ------------------------------------------------------------------- pool overview
 
@@ -617,10 +363,10 @@ class Queries:
         with self._ready_lock:
             now = time.monotonic()
             if self._ready is None or now - self._ready[0] > READY_CACHE_SECONDS:
-                checks = {"collector": self._probe("collector", self.backend.status, "schedd",
-                                                   "false", ["Name"]),
-                          "schedd": self._probe("schedd", self.backend.jobs, None, "false",
-                                                ["ClusterId"], 1)}
+                checks = {"collector": self._probe("collector", "status", "schedd", "false",
+                                                   ["Name"], IDS),
+                          "schedd": self._probe("schedd", "jobs", None, "false", ["ClusterId"], 1,
+                                                IDS)}
                 self._ready = (now, checks)
             checks = self._ready[1]
         down = sorted(name for name, check in checks.items() if check != "ok")
@@ -628,9 +374,9 @@ class Queries:
             raise Unavailable(f"not ready: {' and '.join(down)} not reachable", checks=checks)
         return {"status": "ready", "checks": checks}
 
-    def _probe(self, daemon: str, fn: Callable[..., Any], *args: Any) -> str:
+    def _probe(self, daemon: str, method: str, *args: Any) -> str:
         try:
-            self._call(daemon, fn, *args)
+            self._call(daemon, method, *args)
         except RestdError as exc:
             return exc.message
         return "ok"
@@ -639,75 +385,36 @@ class Queries:
         """A short overview of the pool: schedds, slots by state, jobs by status."""
         if self._job_scope(who):
             raise Forbidden("the pool overview counts every user's jobs")
-        schedds = self._call("collector", self.backend.status, "schedd", "true", ["Name", "MyType"])
-        slots = self._call("collector", self.backend.status, "startd", "true",
-                           ["Name", "MyType", "State"])
-        names = sorted(str(condor.value_of(ad, "Name")) for ad in schedds)
+        schedds = self._call("collector", "status", "schedd", "true", ["Name", "MyType"],
+                             Shape(records="none", group="Name"))
+        slots = self._call("collector", "status", "startd", "true", ["Name", "MyType", "State"],
+                           Shape(records="none", group="State"))
+        names = sorted(str(name) for name in schedds.groups)
         jobs: dict[str, dict[str, int]] = {}
         for name in names:
-            ads = self._call("schedd", self.backend.jobs, name, "true", ["ClusterId", "ProcId",
-                                                                        "JobStatus"], -1)
+            rows = self._call("schedd", "jobs", name, "true", ["ClusterId", "ProcId", "JobStatus"],
+                              -1, Shape(records="none", group="JobStatus"))
             counts: dict[str, int] = {}
-            for ad in ads:
-                status = JOB_STATUS.get(condor.value_of(ad, "JobStatus"), "unknown")
+            for code in rows.groups:
+                status = JOB_STATUS.get(int(code), "unknown") if code and code.isdigit() else "unknown"
                 counts[status] = counts.get(status, 0) + 1
             jobs[name] = counts
         states: dict[str, int] = {}
-        for ad in slots:
-            state = str(condor.value_of(ad, "State") or "Unknown")
-            states[state] = states.get(state, 0) + 1
+        for state in slots.groups:
+            states[state or "Unknown"] = states.get(state or "Unknown", 0) + 1
         return {"schedds": names, "slots": states, "jobs": jobs}
 
 
-def _job_sort_key(ad: Ad) -> tuple[int, int]:
-    return condor.job_id(ad)[0]
+_projection = projection
 
 
-class _Windows:
-    """A big queue's job records, fetched RESTD_STREAM_BATCH jobs at a time by id window each time it
-    is iterated (a shared answer is iterated once per request)."""
-
-    def __init__(self, queries: Queries, schedd: str | None, query: str, ask: list[str],
-                 keep: frozenset[str] | None, hidden: frozenset[str],
-                 ids: list[tuple[int, int]]) -> None:
-        self.queries, self.schedd, self.query, self.ask = queries, schedd, query, ask
-        self.keep, self.hidden, self.ids = keep, hidden, ids
-
-    def __iter__(self) -> Iterator[bytes | RecordBlock]:
-        size = self.queries.settings.stream_batch
-        for start in range(0, len(self.ids), size):
-            batch = self.ids[start:start + size]
-            ads = sorted(self.queries._queue_window(self.schedd, self.query, self.ask, batch[0],
-                                                    batch[-1]), key=_job_sort_key)
-            # encoded a slice at a time: memory holds the batch's ads and one slice's text
-            for part in range(0, len(ads), ENCODE_SLICE):
-                records = self.queries._records(ads[part:part + ENCODE_SLICE], self.keep,
-                                                self.hidden, sort=False)
-                yield from [records] if isinstance(records, RecordBlock) else records  # see render
-                del records
-            del ads
-
-
-def _id_window(first: tuple[int, int], last: tuple[int, int]) -> str:
-    """A constraint for the job ids from `first` to `last`, both included."""
-    (c0, p0), (c1, p1) = first, last
-    return (f"(ClusterId > {c0} || (ClusterId == {c0} && ProcId >= {p0})) && "
-            f"(ClusterId < {c1} || (ClusterId == {c1} && ProcId <= {p1}))")
-
-
-def _first(entry: tuple[tuple[int, int], bytes]) -> tuple[int, int]:
-    return entry[0]
-
-
-def _status_sort_key(ad: Ad) -> tuple[str, str]:
-    return (str(condor.value_of(ad, "MyType") or ""), str(condor.value_of(ad, "Name") or ""))
-
-
-STREAM_ABOVE = 20_000  # a history request allowed more records than this (RESTD_MAX_JOBS) streams
-STREAM_FIRST_BATCH = 1_000  # records in the first batch of a stream (the first bytes come quickly)
-ENCODE_SLICE = 500  # ads of a queue batch encoded at a time while spooling
-DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
-MAX_PAGE = 100_000
+def _groups(rows: Rows) -> dict[str, list[bytes]]:
+    """The records of `rows` under their group keys, in order; those without a key left out."""
+    groups: dict[str, list[bytes]] = {}
+    for key, record in zip(rows.groups, rows.records):
+        if key is not None:
+            groups.setdefault(key, []).append(record)
+    return groups
 
 
 def _weight(value: Any) -> int:
@@ -715,43 +422,11 @@ def _weight(value: Any) -> int:
     if isinstance(value, Listing):
         if isinstance(value.records, RecordBlock):
             return len(value.records.body)
-        if isinstance(value.records, _Windows):
-            return 16 * len(value.records.ids)
+        if value.stream:
+            return 4096
         return sum(map(len, value.records))
     if isinstance(value, dict):
         return sum(_weight(v) for v in value.values()) + 64
     if isinstance(value, (list, tuple)):
-        return sum(len(v) if isinstance(v, str) else 64 for v in value)
+        return sum(len(v) if isinstance(v, (str, bytes)) else 64 for v in value)
     return len(value) if isinstance(value, str) else 64
-
-
-def _next_page(position: dict[str, Any], source: str, size: int) -> dict[str, str]:
-    data = json.dumps({"v": 1, "s": source, **position}, separators=(",", ":")).encode()
-    return {"cursor": base64.urlsafe_b64encode(data).decode().rstrip("="), "limit": str(size)}
-
-
-def _decode_cursor(cursor: str, source: str) -> dict[str, Any]:
-    """A cursor this daemon gave out for `source`, or BadRequest."""
-    bad = BadRequest("cursor is not one this daemon gave out for this URL; start again without it")
-    if len(cursor) > MAX_CURSOR_LENGTH:
-        raise bad
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise bad from None
-    if not isinstance(data, dict) or data.get("v") != 1 or data.get("s") != source:
-        raise bad
-    if source == "jobs":
-        ints = data.get("after") or []
-    elif "f" in data:  # a byte offset in a history file
-        ints = [data.get("o")]
-        if not isinstance(data["f"], str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,200}", data["f"]):
-            raise bad
-    else:
-        ints = [data.get("n")]
-        if not isinstance(data.get("a"), str) or not JOB_ID.fullmatch(data["a"]):
-            raise bad
-    if len(ints) != (2 if source == "jobs" else 1) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**40 for i in ints):
-        raise bad
-    return data

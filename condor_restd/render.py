@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tempfile
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
@@ -16,6 +15,10 @@ import cherrypy
 import yaml
 
 from .errors import MethodNotAllowed, NotAcceptable, RestdError
+from .responses import Listing as Listing
+from .responses import Page as Page
+from .responses import RawJSON as RawJSON
+from .responses import RecordBlock as RecordBlock
 
 log = logging.getLogger("condor_restd.http")
 
@@ -33,63 +36,6 @@ FORMATS = {"json": JSON, "yaml": YAML, "html": HTML, "ndjson": NDJSON}
 DATA_TYPES = (JSON, YAML)
 LIST_TYPES = (JSON, YAML, NDJSON)  # what list endpoints offer
 ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-class RawJSON(str):
-    """A fragment that is already JSON text; the encoder writes it as it is. (A `bytes` value
-    in a result is such a fragment too, already in UTF-8: job records come that way.)"""
-
-
-class RecordBlock:
-    """A list's whole JSON array, written once (by the compiled helper); its records, JSON in
-    UTF-8, are slices of it. Answering in JSON then copies nothing, and the ETag is kept."""
-
-    def __init__(self, body: bytes, ends: Sequence[int]) -> None:
-        self.body = body  # b"[\n" record ",\n" record ... "\n]\n"
-        self.ends = ends  # where each record ends in body
-        self.etag: str | None = None
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def __getitem__(self, index: int) -> bytes:
-        if not -len(self.ends) <= index < len(self.ends):
-            raise IndexError(index)
-        index %= len(self.ends)
-        start = self.ends[index - 1] + 2 if index else 2
-        return self.body[start:self.ends[index]]
-
-    def __iter__(self) -> Iterator[bytes]:
-        start = 2
-        for end in self.ends:
-            yield self.body[start:end]
-            start = end + 2
-
-
-class Listing:
-    """A list result: its records, whether RESTD_MAX_JOBS cut it short, and the next page's
-    query parameters (announced in a Link header) if there is one."""
-
-    def __init__(self, records: Any, truncated: bool = False,
-                 next_page: Mapping[str, str] | None = None, stream_tag: str | None = None,
-                 spool: bool = False) -> None:
-        self.records = records
-        self.truncated = truncated
-        self.next_page = next_page
-        # A streamed listing: `records` is an iterator, produced while the body is sent; its
-        # ETag comes from the daemon (it cannot hash a body it has not produced yet).
-        self.stream_tag = stream_tag
-        # A spooled listing: `records` is an iterator whose body is encoded into a temporary
-        # file (memory for the first SPOOL_MEMORY bytes) before the answer starts, then sent.
-        self.spool = spool
-
-
-class Page:
-    """A finished body in a media type of its own (an HTML page, Prometheus text)."""
-
-    def __init__(self, body: str | bytes, content_type: str) -> None:
-        self.body = body.encode("utf-8") if isinstance(body, str) else body
-        self.content_type = content_type
 
 
 def offers(*media: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -293,15 +239,14 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
             headers["X-Restd-Truncated"] = "true"
         if result.next_page:
             headers["Link"] = _next_link(result.next_page)
-    if isinstance(result, Listing) and result.stream_tag is not None:
-        headers["ETag"] = result.stream_tag
-        if _not_modified(result.stream_tag):
-            return _respond(304, b"", media, headers)
+    if isinstance(result, Listing) and result.stream:
+        if result.stream_tag is not None:
+            headers["ETag"] = result.stream_tag
+            if _not_modified(result.stream_tag):
+                return _respond(304, b"", media, headers)
         _respond(200, b"", media, headers)
         cherrypy.serving.response.stream = True
         return _stream(result.records, media)  # type: ignore[return-value]
-    if isinstance(result, Listing) and result.spool:
-        return _spooled(result.records, media, headers)
     body = encode(result, media)
     block = result.records if isinstance(result, Listing) and media == JSON else None
     if isinstance(block, RecordBlock):  # hashed once, however often a cached answer is sent
@@ -360,43 +305,6 @@ def _stream(records: Iterable[Any], media: str) -> Iterable[bytes]:
         log.error("a streamed answer stopped short: %s", error.message)
     except Exception:
         log.exception("a streamed answer stopped short")
-
-
-SPOOL_MEMORY = 8 << 20  # bytes of a spooled answer kept in memory; the rest goes to a temporary file
-SPOOL_READ = 1 << 20  # bytes sent at a time from a spooled answer
-
-
-def _spooled(records: Iterable[Any], media: str, headers: dict[str, str]) -> bytes:
-    """Encode a whole listing into a temporary file, hashing as it goes, then answer from it:
-    memory holds what the records' producer holds (a batch), the ETag is the same one encode()
-    would give, and a failure before the end still gets its own error status."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, prefix="condor_restd-")
-    try:
-        size, crc = 0, 0
-        for chunk in _chunks(records, media):
-            spool.write(chunk)
-            size += len(chunk)
-            crc = zlib.crc32(chunk, crc)
-        headers["ETag"] = _tag(size, crc)  # what etag() gives for the same bytes
-        if _not_modified(headers["ETag"]):
-            spool.close()
-            return _respond(304, b"", media, headers)
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    headers["Content-Length"] = str(size)
-    _respond(200, b"", media, headers)
-    cherrypy.serving.response.stream = True  # sent from the file as it is, Content-Length known
-
-    def send() -> Iterator[bytes]:
-        with spool:
-            while True:
-                chunk = spool.read(SPOOL_READ)
-                if not chunk:
-                    return
-                yield chunk
-    return send()  # type: ignore[return-value]
 
 
 def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],

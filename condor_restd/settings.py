@@ -273,8 +273,14 @@ KNOBS: tuple[Knob, ...] = (
          "Seconds one schedd or collector query may take before the client gets a 504."),
     Knob("RESTD_CACHE_TTL", "cache_ttl", "2", _seconds(zero=True),
          "Seconds an answer is reused for identical requests; 0 turns the cache off."),
-    Knob("RESTD_QUERY_WORKERS", "query_workers", "8", _int(1, 256),
-         "Pool queries that may run at once; more wait, and past that get a 503."),
+    Knob("RESTD_QUERY_WORKERS", "query_workers", "4", _int(1, 256),
+         "Worker processes that run pool queries, one query each at a time; more wait, and past "
+         "that get a 503."),
+    Knob("RESTD_WORKER_MAX_CALLS", "worker_max_calls", "1000", _int(0),
+         "Pool calls after which a worker process is replaced by a fresh one; 0 never."),
+    Knob("RESTD_WORKER_MAX_GROWTH", "worker_max_growth", "64", _int(0),
+         "MiB a worker process may grow beyond its size at start before it is replaced (after "
+         "its call); 0 never."),
     Knob("RESTD_SHUTDOWN_TIMEOUT", "shutdown_timeout", "10", _seconds(),
          "Seconds in-flight requests get to finish after SIGTERM."),
     Knob("RESTD_LOG", "log", "$(LOG)/RestdLog", _text,
@@ -340,7 +346,9 @@ class Settings:
     hide_job_attrs: frozenset[str] = frozenset()
     cors_origins: tuple[str, ...] = ("*",)
     query_timeout: float = 30.0
-    query_workers: int = 8
+    query_workers: int = 4
+    worker_max_calls: int = 1000
+    worker_max_growth: int = 64
     cache_ttl: float = 2.0
     shutdown_timeout: float = 10.0
     log: str = ""

@@ -318,10 +318,11 @@ def _cache_control(settings: Settings) -> str:
     return f"{private}max-age={ttl}" if ttl > 0 else f"{private}no-cache"
 
 
-def make_app(settings: Settings, backend: Condor) -> cherrypy.Application:
-    """The WSGI application serving `backend` under `settings`; no server, no sockets."""
+def make_app(settings: Settings, backend: Condor, isolate: bool = True) -> cherrypy.Application:
+    """The WSGI application serving `backend` under `settings`; no server, no sockets. Pool
+    calls run in worker processes (`isolate`: False runs them in the request's thread)."""
     metrics = Metrics()
-    queries = Queries(settings, backend, metrics)
+    queries = Queries(settings, backend, metrics, isolate)
     authenticator = Authenticator(settings, OPEN_PATHS) if settings.authentication == "TOKEN" else None
     config = {
         "/": {

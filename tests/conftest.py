@@ -98,11 +98,13 @@ def make_client(pool: DemoPool) -> Iterator[Callable[..., Client]]:
     """Build a client over an app with the given settings (keyword overrides) and backend."""
     apps = []
 
-    def build(backend: Any = None, **overrides: Any) -> Client:
+    def build(backend: Any = None, isolate: bool = True, **overrides: Any) -> Client:
         # No answer is reused unless a test asks for RESTD_CACHE_TTL: most tests change the pool
         # between requests. Identical concurrent requests still share one upstream call.
+        # isolate=False runs pool calls in the request's thread: for tests that watch their
+        # backend from here (a worker process's copy of it changes only there)
         app = make_app(Settings(**CLIENT_SETTINGS).replace(**overrides),
-                       backend if backend is not None else pool)
+                       backend if backend is not None else pool, isolate)
         apps.append(app)
         return Client(app)
 

@@ -538,7 +538,7 @@ def test_own_scope_is_in_the_constraint_sent_to_the_schedd(make_client: Callable
             sent.append(constraint)
             return pool.jobs(schedd, constraint, *args)
 
-    client = make_client(Recording(), **TOKEN_SETTINGS)
+    client = make_client(Recording(), isolate=False, **TOKEN_SETTINGS)
     client.get("/v1/jobs/DEFAULT", {"constraint": 'Owner == "alice" || true'}, headers=bearer(make_token()))
     client.get("/v1/jobs/DEFAULT/2/0", headers=bearer(make_token()))
     assert sent == ['(Owner == "alice" || true) && User =?= "bob@localhost"',

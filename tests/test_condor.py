@@ -10,7 +10,7 @@ import classad2
 import htcondor2
 import pytest
 
-from condor_restd import condor
+from condor_restd import classads, condor, historyfile
 from condor_restd.errors import BadRequest, NotFound, RestdError, Unavailable
 
 from .conftest import DATA, Client, lowered
@@ -41,7 +41,7 @@ def test_a_long_text_is_parsed_a_piece_at_a_time_into_the_same_ads(monkeypatch: 
                        for name in ("jobs-default", "history-default", "collector"))
     whole = [ad.printJson() for ad in classad2.parseAds(text) if len(ad)]
     for piece in (1, 100, 3000, len(text)):
-        monkeypatch.setattr(condor, "PARSE_PIECE", piece)
+        monkeypatch.setattr(classads, "PARSE_PIECE", piece)
         assert [ad.printJson() for ad in condor.parse_ads(text)] == whole
     assert condor.parse_ads("") == [] and condor.parse_ads("\n\n\n") == []
 
@@ -178,7 +178,7 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> Stubs:
 
 @pytest.fixture
 def real(make_client: Any, stubs: Stubs) -> Client:
-    client: Client = make_client(backend=condor.HTCondor())
+    client: Client = make_client(backend=condor.HTCondor(), isolate=False)  # stubs record here
     return client
 
 
@@ -303,7 +303,7 @@ def ids_of(records: Any) -> list[str]:
 @pytest.mark.parametrize("block", [64, 1000, 1 << 16])
 def test_history_file_reads_newest_first_from_any_position(tmp_path: Path, block: int,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(condor, "READ_BLOCK", block)
+    monkeypatch.setattr(historyfile, "READ_BLOCK", block)
     ads = load_ads("history-default")  # newest first
     history = condor.HistoryFile(str(write_history(tmp_path, ads, tail='Partial = "being written"\n')))
     records = list(history.records())

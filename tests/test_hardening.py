@@ -178,7 +178,7 @@ class Flaky:
 
 def test_collector_outage_is_503_and_recovers_by_itself(make_client: Any, pool: DemoPool) -> None:
     flaky = Flaky(pool)
-    client = make_client(backend=flaky)
+    client = make_client(backend=flaky, isolate=False)  # the outage ends here, in this process
     for path in ("/v1/status", "/v1/jobs/DEFAULT", "/v1/config?daemon=master"):
         route, _, query = path.partition("?")
         r = client.get(route, query=query)
@@ -190,50 +190,73 @@ def test_collector_outage_is_503_and_recovers_by_itself(make_client: Any, pool: 
 
 
 class Hanging:
-    """A schedd that does not answer until released."""
+    """A schedd that does not answer until released (the flag is in memory shared with the
+    workers; a multiprocessing.Event would wait for the sleepers that were killed)."""
 
     def __init__(self, pool: DemoPool) -> None:
         self.pool = pool
-        self.release = threading.Event()
-        self.entered = 0
+        self.released = __import__("multiprocessing").Value("b", 0, lock=False)
 
     def jobs(self, *args: Any) -> Any:
-        self.entered += 1
-        self.release.wait(10)
+        deadline = time.monotonic() + 10
+        while not self.released.value and time.monotonic() < deadline:
+            time.sleep(0.01)
         return self.pool.jobs(*args)
 
     def status(self, *args: Any) -> Any:
         return self.pool.status(*args)
 
 
-def test_hung_schedd_gives_504_and_no_worker_leaks(make_client: Any, pool: DemoPool) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        done, _ = __import__("os").waitpid(pid, __import__("os").WNOHANG)
+    except ChildProcessError:
+        return False  # reaped
+    return not done
+
+
+def test_hung_schedd_gives_504_kills_its_worker_and_recovers(make_client: Any, pool: DemoPool) -> None:
     backend = Hanging(pool)
     client = make_client(backend=backend, query_timeout=0.3, query_workers=2)
     queries = client.app.queries  # type: ignore[attr-defined]
+    assert client.get("/v1/status").status == 200  # a worker that answers
+    (worker,) = queries.pool.pids()
     try:
         results: list[int] = []
         # two different queries (identical ones would share one upstream call)
         threads = [threading.Thread(target=lambda n=n: results.append(
             client.get("/v1/jobs/DEFAULT", {"constraint": f"ClusterId != {n}"}).status)) for n in range(2)]
+        started = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
             t.join(5)
-        assert results == [504, 504]
-        # both workers are stuck upstream: the next request is refused at once, not queued
-        started = time.monotonic()
-        r = client.get("/v1/jobs/DEFAULT")
-        assert r.status == 503 and "busy" in r.json()["message"]
-        assert time.monotonic() - started < 2.5
-        assert client.get("/v1/status").status == 503  # the pool is shared, and still bounded
+        assert results == [504, 504] and time.monotonic() - started < 2.5
+        # the workers stuck upstream were killed: none is left waiting, the next calls get fresh ones
+        assert not _alive(worker) and queries.pool.pids() == []
+        assert client.get("/v1/status").status == 200
         assert client.get("/healthz").status == 200  # the daemon itself still answers
     finally:
-        backend.release.set()
-    deadline = time.monotonic() + 5
-    while queries._slots._value < 2 and time.monotonic() < deadline:  # slots come back
-        time.sleep(0.02)
-    assert queries._slots._value == 2
-    assert client.get("/v1/jobs/DEFAULT").status == 200
+        backend.released.value = 1
+    assert client.get("/v1/jobs/DEFAULT").status == 200  # the schedd answers again: so do we
+
+
+def test_a_crashed_worker_costs_its_request_a_503_and_is_replaced(make_client: Any, pool: DemoPool,
+                                                                   caplog: Any) -> None:
+    class Crashing:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(pool, name)
+
+        def history(self, *args: Any) -> Any:
+            __import__("os")._exit(-9 & 0xFF)  # as an out-of-memory kill or a crash in the bindings
+
+    client = make_client(backend=Crashing())
+    assert client.get("/v1/jobs/DEFAULT/2/0").status == 200
+    with caplog.at_level("ERROR", logger="condor_restd.workers"):
+        r = client.get("/v1/history/DEFAULT/1/0")
+    assert r.status == 503 and int(r.headers["retry-after"]) > 0
+    assert "died" in caplog.text and "history(" in caplog.text  # which call it was running
+    assert client.get("/v1/jobs/DEFAULT/2/0").status == 200
 
 
 def test_backend_raising_anything_is_never_500(make_client: Any) -> None:

@@ -53,7 +53,7 @@ def test_healthz_is_ok_without_touching_the_pool(make_client: Callable[..., Clie
 
 def test_healthz_is_ok_while_the_pool_is_down(make_client: Callable[..., Client]) -> None:
     pool = CountingPool(down=("collector", "schedd"))
-    client = make_client(pool)
+    client = make_client(pool, isolate=False)
     assert client.get("/healthz").json() == {"status": "ok"}
     assert pool.calls == []
 
@@ -75,7 +75,7 @@ def test_readyz_when_the_pool_answers(client: Client) -> None:
                                         (("collector", "schedd"), "collector and schedd")])
 def test_readyz_names_what_is_down(make_client: Callable[..., Client], down: tuple[str, ...],
                                    named: str) -> None:
-    client = make_client(CountingPool(down=down))
+    client = make_client(isolate=False, backend=CountingPool(down=down))
     r = client.get("/readyz")
     assert r.status == 503
     assert r.headers["retry-after"].isdigit()
@@ -100,7 +100,7 @@ def test_readyz_reports_a_timeout(make_client: Callable[..., Client]) -> None:
 
 def test_readyz_caches_its_answer(make_client: Callable[..., Client]) -> None:
     pool = CountingPool()
-    client = make_client(pool)
+    client = make_client(pool, isolate=False)
     for _ in range(20):
         assert client.get("/readyz").status == 200
     assert pool.calls == ["status", "jobs"], "twenty probes, one look at the pool"
@@ -110,7 +110,7 @@ def test_readyz_caches_failures_too_and_looks_again_later(make_client: Callable[
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(queries, "READY_CACHE_SECONDS", 0.2)
     pool = CountingPool(down=("schedd",))
-    client = make_client(pool)
+    client = make_client(pool, isolate=False)
     assert client.get("/readyz").status == 503
     assert client.get("/readyz").status == 503
     assert pool.calls == ["status", "jobs"]
@@ -126,7 +126,7 @@ def test_readyz_cache_is_a_few_seconds() -> None:
 
 
 def test_readyz_in_yaml(make_client: Callable[..., Client]) -> None:
-    client = make_client(CountingPool(down=("collector",)))
+    client = make_client(isolate=False, backend=CountingPool(down=("collector",)))
     r = client.get("/readyz", {"format": "yaml"})
     assert r.status == 503 and r.headers["content-type"].startswith("application/yaml")
     assert "checks:" in r.text

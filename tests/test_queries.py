@@ -34,7 +34,7 @@ def backend(pool: DemoPool) -> Recording:
 
 @pytest.fixture
 def queries(backend: Recording) -> Any:
-    q = Queries(Settings(cache_ttl=0), backend)
+    q = Queries(Settings(cache_ttl=0), backend, isolate=False)
     yield q
     q.close()
 
@@ -87,7 +87,7 @@ def test_projection_asks_for_the_ids_but_shows_only_what_was_asked(queries: Quer
 
 
 def test_max_jobs_is_the_upstream_limit(backend: Recording) -> None:
-    q = Queries(Settings(max_jobs=5, cache_ttl=0), backend)
+    q = Queries(Settings(max_jobs=5, cache_ttl=0), backend, isolate=False)
     try:
         assert len(q.jobs("history", None).records) == 5
         assert backend.calls[-1][1][3] == 6  # one more, to know the result was cut short
@@ -126,7 +126,7 @@ def test_readiness_names_what_is_down_and_is_cached(pool: DemoPool) -> None:
             return call
 
     down = Down(pool)
-    q = Queries(Settings(cache_ttl=0), down)
+    q = Queries(Settings(cache_ttl=0), down, isolate=False)
     try:
         with pytest.raises(Unavailable) as info:
             q.readiness()
@@ -158,7 +158,7 @@ def test_observer_hears_every_upstream_query(backend: Recording) -> None:
         def cache(self, hit: bool) -> None:
             pass
 
-    q = Queries(Settings(cache_ttl=0), backend, Ear())
+    q = Queries(Settings(cache_ttl=0), backend, Ear(), isolate=False)
     try:
         q.jobs("jobs", None)
         q.status()

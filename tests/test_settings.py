@@ -26,7 +26,9 @@ def test_defaults_without_any_config() -> None:
     assert settings.hide_job_attrs == frozenset()
     assert settings.cors_origins == ("*",)
     assert settings.query_timeout == 30.0
-    assert settings.query_workers == 8
+    assert settings.query_workers == 4
+    assert settings.worker_max_calls == 1000
+    assert settings.worker_max_growth == 64
     assert settings.shutdown_timeout == 10.0
     assert settings.log == ""
     assert settings.debug == ()
@@ -77,6 +79,8 @@ GOOD = [
     ("RESTD_QUERY_TIMEOUT", "2.5", "query_timeout", 2.5),
     ("RESTD_QUERY_TIMEOUT", 60, "query_timeout", 60.0),
     ("RESTD_QUERY_WORKERS", "16", "query_workers", 16),
+    ("RESTD_WORKER_MAX_CALLS", "0", "worker_max_calls", 0),
+    ("RESTD_WORKER_MAX_GROWTH", "256", "worker_max_growth", 256),
     ("RESTD_CACHE_TTL", "0", "cache_ttl", 0.0),
     ("RESTD_CACHE_TTL", "2.5", "cache_ttl", 2.5),
     ("RESTD_CACHE_TTL", 10, "cache_ttl", 10.0),
@@ -148,6 +152,8 @@ BAD = [
     ("RESTD_QUERY_TIMEOUT", True),
     ("RESTD_QUERY_WORKERS", "0"),
     ("RESTD_QUERY_WORKERS", "257"),
+    ("RESTD_WORKER_MAX_CALLS", "-1"),
+    ("RESTD_WORKER_MAX_GROWTH", "lots"),
     ("RESTD_CACHE_TTL", "-1"),
     ("RESTD_CACHE_TTL", "soon"),
     ("RESTD_CACHE_TTL", "inf"),

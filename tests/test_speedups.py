@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from condor_restd import condor
+from condor_restd import condor, encoding
 
 from .conftest import DATA, lowered
 
@@ -27,9 +27,9 @@ Record = tuple[tuple[int, int], bytes]
 @pytest.fixture
 def fast() -> Any:
     """The compiled module; tests of it skip (test_the_extension_is_built fails) when it is missing."""
-    if condor._speedups is None:
+    if encoding._speedups is None:
         pytest.skip("condor_restd._speedups is not built")
-    return condor._speedups
+    return encoding._speedups
 
 
 # ------------------------------------------------------------------------------ the reference
@@ -37,12 +37,12 @@ def fast() -> Any:
 @contextlib.contextmanager
 def python_only() -> Iterator[None]:
     """condor as it runs where the extension was not built."""
-    with mock.patch.object(condor, "_speedups", None):
+    with mock.patch.object(encoding, "_speedups", None):
         yield
 
 
 def py_lower(text: str) -> str:
-    return condor._lower_names(text)
+    return encoding._lower_names(text)
 
 
 def py_record(ad: Any) -> Record:
@@ -149,10 +149,10 @@ def python_only_ads() -> dict[str, Any]:
 # ------------------------------------------------------------------------------ built
 
 def test_the_extension_is_built() -> None:
-    assert condor._speedups is not None, (
+    assert encoding._speedups is not None, (
         "condor_restd._speedups is not importable: `pip install -e .` compiles "
         "condor_restd/_speedups.c (setup.py, optional=True); was it built without a compiler?")
-    assert {"lower_names", "job_records", "job_listing"} <= set(dir(condor._speedups))
+    assert {"lower_names", "job_records", "job_listing"} <= set(dir(encoding._speedups))
 
 
 def test_the_ad_files_are_found() -> None:
@@ -471,7 +471,7 @@ def random_ads(draw: st.DrawFn) -> Any:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ads=st.lists(random_ads(), max_size=6), sort=st.booleans(), cap=st.integers(0, 7))
 def test_random_ads_give_the_same_bytes_both_ways(ads: list[Any], sort: bool, cap: int) -> None:
-    fast = condor._speedups
+    fast = encoding._speedups
     if fast is None:
         pytest.skip("condor_restd._speedups is not built")
     for ad in ads:
@@ -500,5 +500,5 @@ def test_job_keys_match_job_id_on_every_ad_and_fall_back_where_needed(fast: Any)
         done = fast.job_ids(group)
         assert [key for key in done if key is not None] == [
             key for key, ad in zip(expected, group) if not needs_python(ad)]
-    with mock.patch.object(condor, "_speedups", None):
+    with mock.patch.object(encoding, "_speedups", None):
         assert condor.job_keys(small) == [condor.job_id(ad)[0] for ad in small]

@@ -1,0 +1,338 @@
+"""Pages and big answers: cursors, queue windows in id order, history newest first, streamed in batches."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, Callable, Protocol
+
+from .encoding import IDS, Shape
+from .errors import BadRequest, Unavailable
+from .responses import Listing, RecordBlock, Rows
+from .settings import Settings
+
+JOB_ID_ATTRS = ("ClusterId", "ProcId")
+JOB_ID = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
+MAX_CURSOR_LENGTH = 256
+STREAM_ABOVE = 20_000  # a request allowed more jobs than this (RESTD_MAX_JOBS) streams
+STREAM_FIRST_BATCH = 1_000  # records in the first batch of a stream (the first bytes come quickly)
+DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
+MAX_PAGE = 100_000
+
+
+class Fetch(Protocol):
+    """One job query in a worker: source, schedd, constraint, projection, limit, since, shape."""
+
+    def __call__(self, source: str, schedd: str | None, query: str, ask: list[str], limit: int,
+                 since: str | None, shape: Shape) -> Rows: ...
+
+
+def projection(names: list[str] | None, required: tuple[str, ...],
+               shown: tuple[str, ...] = ()) -> tuple[list[str], frozenset[str] | None]:
+    """What to ask the daemon for, and which (lowercase) names the client sees."""
+    if names is None:
+        return [], None
+    ask = list(dict.fromkeys([*names, *shown, *required]))
+    return ask, frozenset(n.lower() for n in (*names, *shown))
+
+
+class Pager:
+    """Job lists that are more than one query: pages with cursors, and big answers in batches.
+
+    `fetch` runs one job query in a worker; `call(daemon, method, *args)` any other pool call."""
+
+    def __init__(self, settings: Settings, fetch: Fetch, call: Callable[..., Any]) -> None:
+        self.settings = settings
+        self.fetch = fetch
+        self.call = call
+
+    # ---------------------------------------------------------------------------- v1 lists
+
+    def whole(self, source: str, schedd: str | None, query: str, names: list[str] | None,
+              hidden: frozenset[str], since: str | None) -> Listing:
+        """A v1 list: everything, up to RESTD_MAX_JOBS, in one query (jobs in id order)."""
+        cap = self.settings.max_jobs
+        ask, keep = projection(names, JOB_ID_ATTRS)
+        rows = self.fetch(source, schedd, query, ask, cap + 1 if cap else 0, since,
+                          Shape(keep=keep, hide=hidden, sort=source == "jobs", cap=cap, ids=False))
+        return Listing(rows.records, truncated=bool(cap) and rows.count > cap)
+
+    def page(self, source: str, schedd: str | None, query: str, names: list[str] | None,
+             hidden: frozenset[str], limit: int | None, cursor: str | None,
+             since: str | None) -> Listing:
+        """One page, from the start or from a cursor this daemon gave out."""
+        cap = self.settings.max_jobs
+        size = min(limit or cap or DEFAULT_PAGE, cap or MAX_PAGE)
+        position = decode_cursor(cursor, source) if cursor is not None else None
+        if source == "jobs":
+            return self._queue_page(schedd, query, names, hidden, size, position)
+        if position is not None and "f" in position:
+            if self.call("schedd", "history_file", schedd) is None:
+                raise BadRequest(CURSOR_REFUSED)  # a file cursor where no file is read
+            return self._file_page(schedd, query, names, hidden, size, position, since)
+        if position is None and self.call("schedd", "history_file", schedd) is not None:
+            return self._file_page(schedd, query, names, hidden, size, None, since)
+        return self._history_page(schedd, query, names, hidden, size, position, since)
+
+    # ------------------------------------------------------------------------------ queue
+
+    def queue_stream(self, schedd: str | None, query: str, names: list[str] | None,
+                     hidden: frozenset[str]) -> Listing:
+        """The queue with no cap, or a cap above STREAM_ABOVE: the matching ids first (small
+        ads). Up to STREAM_ABOVE jobs then come in one query; more are streamed, RESTD_STREAM_BATCH
+        at a time by id window, so that memory holds one batch. Queue ads change, and nothing
+        cheap stands for the whole answer, so a streamed queue carries no ETag."""
+        cap = self.settings.max_jobs
+        ids = self._queue_ids(schedd, query)
+        truncated = bool(cap) and len(ids) > cap
+        del ids[cap or len(ids):]
+        if not ids:
+            return Listing([], truncated=truncated)
+        ask, keep = projection(names, JOB_ID_ATTRS)
+        shape = Shape(keep=keep, hide=hidden, sort=True, ids=False)
+        if len(ids) <= STREAM_ABOVE:
+            rows = self._queue_window(schedd, query, ask, ids[0], ids[-1], shape)
+            return Listing(rows.records, truncated=truncated)
+
+        def batches() -> Iterator[RecordBlock]:
+            size = self.settings.stream_batch
+            for start in range(0, len(ids), size):
+                batch = ids[start:start + size]
+                yield self._queue_window(schedd, query, ask, batch[0], batch[-1], shape).records
+
+        return Listing(_Replayable(batches), truncated=truncated, stream=True)
+
+    def _queue_page(self, schedd: str | None, query: str, names: list[str] | None,
+                    hidden: frozenset[str], size: int, position: dict[str, Any] | None) -> Listing:
+        """A page of the queue in job-id order: the matching ids first (small), then the page."""
+        if position is not None:
+            c, p = position["after"]
+            query = f"{query} && (ClusterId > {c} || (ClusterId == {c} && ProcId > {p}))"
+        ids = self._queue_ids(schedd, query)
+        page = ids[:size]
+        if not page:
+            return Listing([])
+        ask, keep = projection(names, JOB_ID_ATTRS)
+        rows = self._queue_window(schedd, query, ask, page[0], page[-1],
+                                  Shape(keep=keep, hide=hidden, sort=True, ids=False))
+        more = len(ids) > size
+        return Listing(rows.records,
+                       next_page=next_page({"after": list(page[-1])}, "jobs", size) if more else None)
+
+    def _queue_ids(self, schedd: str | None, query: str) -> list[tuple[int, int]]:
+        """The ids of the matching jobs, in order: one query for the ids alone (small ads)."""
+        return sorted(self.fetch("jobs", schedd, query, list(JOB_ID_ATTRS), 0, None, IDS).ids)
+
+    def _queue_window(self, schedd: str | None, query: str, ask: list[str],
+                      first: tuple[int, int], last: tuple[int, int], shape: Shape) -> Rows:
+        """The matching jobs whose ids run from `first` to `last` (both included)."""
+        return self.fetch("jobs", schedd, f"{query} && {id_window(first, last)}", ask, 0, None, shape)
+
+    # ---------------------------------------------------------------------- history file
+
+    def _file_page(self, schedd: str | None, query: str, names: list[str] | None,
+                   hidden: frozenset[str], size: int, position: dict[str, Any] | None,
+                   since: str | None) -> Listing:
+        """A page read straight from the history file: the cursor is the byte offset of the
+        last record served, so a deep page costs what a first page does."""
+        before = (position["f"], position["o"]) if position is not None else None
+        keep = projection(names, JOB_ID_ATTRS)[1]
+        rows, positions, more = self.call("schedd", "file_page", schedd, query, size, before, since,
+                                          Shape(keep=keep, hide=hidden, ids=False))
+        if not more or not positions:
+            return Listing(rows.records)
+        name, offset = positions[-1]
+        return Listing(rows.records, next_page=next_page({"f": name, "o": offset}, "history", size))
+
+    def file_stream(self, schedd: str | None, identity: str, query: str,
+                    names: list[str] | None, hidden: frozenset[str], since: str | None) -> Listing:
+        """A whole history straight from the file, RESTD_STREAM_BATCH records a worker call:
+        memory holds a batch, and the file is read once (twice up to the cap, when
+        RESTD_MAX_JOBS may cut it)."""
+        cap = self.settings.max_jobs
+        truncated = False
+        if cap:
+            truncated = self.call("schedd", "file_page", schedd, query, cap, None, since, IDS)[2]
+        keep = projection(names, JOB_ID_ATTRS)[1]
+        shape = Shape(keep=keep, hide=hidden, ids=False)
+        tag = _digest(query, names, hidden, cap, since, identity)
+
+        def batches() -> Iterator[RecordBlock]:
+            before, served = None, 0
+            while True:
+                size = min(self.settings.stream_batch, cap - served) if cap else self.settings.stream_batch
+                if size <= 0:
+                    return
+                rows, positions, more = self.call("schedd", "file_page", schedd, query, size, before,
+                                                  since, shape)
+                yield rows.records
+                served += len(positions)
+                if not more or not positions:
+                    return
+                before = positions[-1]
+
+        return Listing(batches(), truncated=truncated, stream_tag=f'W/"{tag}"')
+
+    # ------------------------------------------------------------------- history, remote
+
+    def history_stream(self, schedd: str | None, query: str, names: list[str] | None,
+                       hidden: frozenset[str], since: str | None) -> Listing:
+        """All of a big history, fetched in batches and sent as they come, so that memory holds
+        one batch (and the ids, as small ads while they arrive), not the result.
+
+        A first small query (ids only) finds whether RESTD_MAX_JOBS cuts the result short, and
+        gives the answer its ETag: history records never change once written, so the same ids
+        mean the same answer (with no cap, the newest match and the newest record of all). A
+        first batch of STREAM_FIRST_BATCH, fetched as a page is, gives a quick first byte; then
+        the ids of the rest come in one query, and each later batch (up to RESTD_STREAM_BATCH) in
+        one query for its clusters that stops at the record after it."""
+        identity = self.call("schedd", "history_file", schedd)
+        if identity is not None:
+            return self.file_stream(schedd, identity, query, names, hidden, since)
+        cap = self.settings.max_jobs
+        marks = Shape(records="none", group="GlobalJobId")
+        probe = self.fetch("history", schedd, query, ["GlobalJobId", *JOB_ID_ATTRS],
+                           cap + 1 if cap else 1, since, marks)
+        truncated = bool(cap) and probe.count > cap
+        seen = list(probe.groups)
+        if not cap and query != "true":
+            # the probe saw the newest match alone; the oldest records go when the schedd rotates
+            # its history, which it does only as it writes a record: the newest of all
+            seen += self.fetch("history", schedd, "true", ["GlobalJobId"], 1, None, marks).groups
+        tag = _digest(query, names, hidden, cap, since, *map(str, seen[:cap or None]))
+
+        def batches() -> Iterator[Any]:
+            most = self.settings.stream_batch
+            first = self._history_page(schedd, query, names, hidden,
+                                       min(STREAM_FIRST_BATCH, most, cap or most), None, since)
+            yield from first.records
+            served = len(first.records)
+            if not first.next_page or (cap and served >= cap):
+                return
+            # then the ids of the rest, once (small ads), and each batch by its window alone
+            anchor = decode_cursor(first.next_page["cursor"], "history")["a"]
+            newer = self.fetch("history", schedd, query, list(JOB_ID_ATTRS), 0, anchor, IDS).count
+            ids = self.fetch("history", schedd, query, list(JOB_ID_ATTRS),
+                             newer + cap + 1 if cap else 0, since, IDS).ids
+            if ids[newer:newer + 1] != [tuple(int(x) for x in anchor.split("."))]:
+                raise Unavailable("the schedd's history changed under a stream; try again")
+            del ids[:newer + served]
+            del ids[cap - served if cap else len(ids):]
+            ask, keep = projection(names, JOB_ID_ATTRS)
+            batch = min(2 * STREAM_FIRST_BATCH, most)
+            while ids:
+                wanted, rest = ids[:batch], ids[batch:batch + 1]
+                stop = "%s.%s" % rest[0] if rest else since
+                yield from self._history_window(schedd, query, ask, keep, hidden, wanted, stop)
+                del ids[:batch]
+                batch = min(2 * batch, most)
+
+        return Listing(batches(), truncated=truncated, stream_tag=f'W/"{tag}"')
+
+    def _history_page(self, schedd: str | None, query: str, names: list[str] | None,
+                      hidden: frozenset[str], size: int, position: dict[str, Any] | None,
+                      since: str | None) -> Listing:
+        """A page of history, newest first, from a cursor (anchor, n): the newest matching job
+        when the walk began, and how many records have been served since.
+
+        The file's order is the only order history has, so the page is found by counting, on
+        ids alone (small ads): the records written since the anchor (since=anchor), plus n,
+        are passed over. The page's full ads then come from one query for its clusters that
+        stops (since=) at the record after the page."""
+        skip, anchor, served = 0, None, 0
+        if position is not None:
+            anchor, served = position["a"], position["n"]
+            skip = served + self.fetch("history", schedd, query, list(JOB_ID_ATTRS), 0, anchor,
+                                       IDS).count
+        ids = self.fetch("history", schedd, query, list(JOB_ID_ATTRS), skip + size + 1, since,
+                         IDS).ids
+        if anchor is None and ids:
+            anchor = "%s.%s" % ids[0]
+        wanted = ids[skip:skip + size]
+        more = len(ids) > skip + size
+        ask, keep = projection(names, JOB_ID_ATTRS)
+        stop = "%s.%s" % ids[skip + size] if more else since
+        records = self._history_window(schedd, query, ask, keep, hidden, wanted, stop)
+        if not more or anchor is None:
+            return Listing(records)
+        return Listing(records, next_page=next_page({"a": anchor, "n": served + len(wanted)},
+                                                    "history", size))
+
+    def _history_window(self, schedd: str | None, query: str, ask: list[str],
+                        keep: frozenset[str] | None, hidden: frozenset[str],
+                        wanted: list[tuple[int, int]], stop: str | None) -> list[bytes]:
+        """The records of the `wanted` jobs, in that order: one query for their clusters that
+        stops (since=) at `stop`, the record after them."""
+        if not wanted:
+            return []
+        clusters = [c for c, _ in wanted]
+        window = f"{query} && ClusterId >= {min(clusters)} && ClusterId <= {max(clusters)}"
+        rows = self.fetch("history", schedd, window, ask, 0, stop, Shape(keep=keep, hide=hidden))
+        found = dict(zip(rows.ids, rows.records))
+        return [found[job] for job in wanted if job in found]
+
+
+class _Replayable:
+    """An answer's batches, fetched again each time it is iterated (a cached answer is sent
+    once per request)."""
+
+    def __init__(self, produce: Callable[[], Iterator[Any]]) -> None:
+        self.produce = produce
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.produce()
+
+
+def id_window(first: tuple[int, int], last: tuple[int, int]) -> str:
+    """A constraint for the job ids from `first` to `last`, both included."""
+    (c0, p0), (c1, p1) = first, last
+    return (f"(ClusterId > {c0} || (ClusterId == {c0} && ProcId >= {p0})) && "
+            f"(ClusterId < {c1} || (ClusterId == {c1} && ProcId <= {p1}))")
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+# ------------------------------------------------------------------------------- cursors
+
+CURSOR_REFUSED = "cursor is not one this daemon gave out for this URL; start again without it"
+
+
+def next_page(position: dict[str, Any], source: str, size: int) -> dict[str, str]:
+    data = json.dumps({"v": 1, "s": source, **position}, separators=(",", ":")).encode()
+    return {"cursor": base64.urlsafe_b64encode(data).decode().rstrip("="), "limit": str(size)}
+
+
+def decode_cursor(cursor: str, source: str) -> dict[str, Any]:
+    """A cursor this daemon gave out for `source`, or BadRequest: every field checked, so that
+    nothing later can fail on a forged one."""
+    bad = BadRequest(CURSOR_REFUSED)
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise bad
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise bad from None
+    if not isinstance(data, dict) or data.get("v") != 1 or data.get("s") != source:
+        raise bad
+    if source == "jobs":
+        fields, ints = {"v", "s", "after"}, data.get("after") or []
+        if not isinstance(ints, list):
+            raise bad
+    elif "f" in data:  # a byte offset in a history file
+        fields, ints = {"v", "s", "f", "o"}, [data.get("o")]
+        if not isinstance(data["f"], str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,200}", data["f"]):
+            raise bad
+    else:
+        fields, ints = {"v", "s", "a", "n"}, [data.get("n")]
+        if not isinstance(data.get("a"), str) or not JOB_ID.fullmatch(data["a"]):
+            raise bad
+    if set(data) != fields or len(ints) != (2 if source == "jobs" else 1) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**40 for i in ints):
+        raise bad
+    return data
