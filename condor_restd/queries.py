@@ -602,8 +602,9 @@ class Queries:
         if daemon is not None and daemon not in condor.DAEMON_TYPES:
             raise BadRequest(f"daemon must be one of {', '.join(DAEMONS)}, not {daemon!r}")
         if attribute is None:
-            return self._cached(("config", daemon), lambda: dict(
-                self._call(daemon or "config", self.backend.config, daemon)))
+            return self._cached(("config", daemon), lambda: {  # names in lower case, as v1 had
+                str(k).lower(): v
+                for k, v in self._call(daemon or "config", self.backend.config, daemon).items()})
         if not CONFIG_NAME.match(attribute):
             raise BadRequest(f"{attribute!r} is not a configuration knob name")
         return self._cached(("config", daemon, attribute.upper()), lambda: self._call(

@@ -215,13 +215,13 @@ def test_adapter_remote_config(real: Client, stubs: Stubs) -> None:
     assert real.get("/v1/config/NUM_CPUS", {"daemon": "master"}).json() == "8"
     assert real.get("/v1/config/ACCOUNTANT_HOST", {"daemon": "master"}).status == 404
     assert real.get("/v1/config/NO_SUCH_KNOB", {"daemon": "schedd"}).status == 404
-    assert real.get("/v1/config", {"daemon": "collector"}).json() == {"NUM_CPUS": "8"}
+    assert real.get("/v1/config", {"daemon": "collector"}).json() == {"num_cpus": "8"}
     assert ("locate", htcondor2.DaemonType.Master, None) in stubs.calls
 
 
 def test_adapter_local_config(real: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(condor.htcondor, "param", {"NUM_CPUS": 8, "FLAG": True})
-    assert real.get("/v1/config").json() == {"NUM_CPUS": 8, "FLAG": True}
+    assert real.get("/v1/config").json() == {"num_cpus": 8, "flag": True}
     assert real.get("/v1/config/FLAG").json() is True
     assert real.get("/v1/config/NO_SUCH_KNOB").status == 404
 
