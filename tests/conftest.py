@@ -48,22 +48,22 @@ class Client:
 
     def request(self, method: str, path: str | bytes, params: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None, query: str | None = None,
-                body: bytes = b"") -> Response:
+                body: bytes = b"", environ: dict[str, str] | None = None) -> Response:
         if query is None:
             query = urlencode(params or {}, doseq=True, quote_via=quote)
         # PEP 3333: PATH_INFO carries the raw (percent-decoded) bytes as latin-1 text
         raw = path if isinstance(path, bytes) else path.encode("utf-8")
-        environ = {
+        env = {
             "REQUEST_METHOD": method, "PATH_INFO": raw.decode("latin-1"), "QUERY_STRING": query,
             "SERVER_NAME": "localhost", "SERVER_PORT": "9680", "SERVER_PROTOCOL": "HTTP/1.1",
             "HTTP_HOST": "localhost:9680", "REMOTE_ADDR": "127.0.0.1", "CONTENT_LENGTH": str(len(body)),
             "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr, "wsgi.url_scheme": "http",
             "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
+            "wsgi.run_once": False, **(environ or {}),  # e.g. SCRIPT_NAME, as a WSGI server sets it
         }
         for name, value in (headers or {}).items():
             key = name.upper().replace("-", "_")
-            environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
+            env[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"] = value
         captured: dict[str, Any] = {}
 
         def start_response(status: str, response_headers: list[tuple[str, str]],
@@ -71,7 +71,7 @@ class Client:
             captured["status"], captured["headers"] = status, response_headers
             return lambda data: None
 
-        result = self.app(environ, start_response)
+        result = self.app(env, start_response)
         try:
             body = b"".join(result)
         finally:

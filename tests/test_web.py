@@ -1110,3 +1110,43 @@ def test_no_cache_from_the_client_asks_the_pool_afresh(make_client: Any,
     assert "99.0" in ids(client.get("/v1/jobs/DEFAULT", {"projection": "Owner"}))
     assert pool.queries == 2
     assert client.get("/v1/jobs/DEFAULT/99/0", headers=header).status == 200
+
+
+# ------------------------------------------------------------------------ under a path prefix
+
+def next_link(r: Any) -> str:
+    return str(r.headers["link"]).split(">")[0].lstrip("<")
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [
+    ("/restd", "/restd"), ("/htcondor/restd/", "/htcondor/restd"), ("/a_b-c.d~e", "/a_b-c.d~e"),
+    ("", ""), ("/", ""),
+    # not a sane path: ignored
+    ("//evil.example.com", ""), ("/a/../b", ""), ("/a/./b", ""), ("restd", ""),
+    ("https://evil.example.com/x", ""), ("/a b", ""), ("/a?b=c", ""), ("/a,/b", ""), ("/a//b", ""),
+    ("/" + "x" * 300, ""),
+])
+def test_links_honour_a_sane_forwarded_prefix(client: Client, prefix: str, expected: str) -> None:
+    """A proxy that mounts the API under a path says so; Link headers then lead back through it."""
+    r = client.get("/v1/jobs/DEFAULT", {"limit": "2"}, headers={"X-Forwarded-Prefix": prefix})
+    assert r.status == 200
+    link = next_link(r)
+    assert link.startswith(expected + "/v1/jobs/DEFAULT?"), link
+    path, _, query = link[len(expected):].partition("?")
+    follow = client.get(path, query=query)
+    assert follow.status == 200 and "link" in follow.headers
+
+
+def test_links_and_the_openapi_servers_follow_the_wsgi_mount_point(client: Client) -> None:
+    mounted = {"SCRIPT_NAME": "/restd"}
+    r = client.get("/v1/jobs/DEFAULT", {"limit": "2"}, environ=mounted)
+    assert r.status == 200 and next_link(r).startswith("/restd/v1/jobs/DEFAULT?")
+    r = client.get("/v1/jobs/DEFAULT", {"limit": "2"}, environ=mounted,
+                   headers={"X-Forwarded-Prefix": "/pool"})
+    assert next_link(r).startswith("/pool/restd/v1/jobs/DEFAULT?")
+    document = client.get("/v1/openapi.json", environ=mounted).json()
+    assert [s["url"] for s in document["servers"]] == ["/restd"]
+    document = client.get("/v1/openapi.yaml", headers={"X-Forwarded-Prefix": "/p"})
+    assert "servers:\n- url: /p\n" in document.text
+    assert "servers" not in client.get("/v1/openapi.json").json()  # at the root: the default "/"
+    assert client.get("/v1/status", environ=mounted).status == 200
