@@ -105,7 +105,7 @@ def test_check_config_in_demo_mode_logs_to_stderr_unless_restd_log_is_set(
         fake_config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     fake_config.update(LOG="/var/log/condor")
     assert cli.main(["--check-config", "--demo"]) == 0
-    assert "RESTD_LOG = \n" in capsys.readouterr().out
+    assert "RESTD_LOG = STDERR\n" in capsys.readouterr().out
     fake_config.update(RESTD_LOG="/tmp/RestdLog")
     assert cli.main(["--check-config", "--demo"]) == 0
     assert "RESTD_LOG = /tmp/RestdLog\n" in capsys.readouterr().out
@@ -872,3 +872,17 @@ def test_a_bad_condor_env_value_stops_the_daemon_with_99(
     assert running.wait() == 99
     err = running.stderr_text()
     assert "RESTD_PORT" in err and "'http'" in err
+
+
+@pytest.mark.slow
+def test_tokens_with_only_the_issuers_set_give_a_running_daemon(
+        start_daemon: Callable[..., RunningDaemon]) -> None:
+    """RESTD_AUTHENTICATION = TOKEN and RESTD_TOKEN_ISSUERS, nothing else: the default
+    RESTD_CORS_ORIGINS = * stays, and the pool URLs ask for a token."""
+    running = start_daemon({"RESTD_AUTHENTICATION": "TOKEN",
+                            "RESTD_TOKEN_ISSUERS": "https://issuer.example.org"}).listening()
+    assert running.get("/healthz") == (200, {"status": "ok"})
+    status, body = running.get("/v1/jobs/DEFAULT")
+    assert status == 401 and "bearer token" in body["message"]
+    running.signal(signal.SIGTERM)
+    assert running.wait() == 0
