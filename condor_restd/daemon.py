@@ -83,6 +83,19 @@ def _resolve(settings: Settings) -> None:
         raise ConfigError("RESTD_ADDRESS", settings.address, f"cannot be resolved: {exc}") from None
 
 
+def os_errno(error: BaseException) -> int | None:
+    """The errno behind an error: cheroot raises a bare OSError("No socket could be created")
+    and keeps the bind's own error as its cause."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return current.errno
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _url(address: tuple[str, int], tls: bool = False) -> str:
     host, port = address
     if ":" in host:
@@ -238,6 +251,15 @@ class Listening(Protocol):
 
 
 class _Server(wsgi.Server):
+    bind_error: OSError | None = None  # the last bind's own error; cheroot's keeps only its text
+
+    def bind(self, family: Any, type: Any, proto: int = 0) -> None:
+        try:
+            super().bind(family, type, proto)
+        except OSError as exc:
+            self.bind_error = exc
+            raise
+
     def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
         # cheroot writes these to stderr; they are mostly clients hanging up early: debug detail
         logging.getLogger("condor_restd.server").log(
@@ -260,7 +282,12 @@ class Listener:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.server.prepare()
+        try:
+            self.server.prepare()
+        except OSError as exc:
+            if exc.errno is None and exc.__cause__ is None and self.server.bind_error is not None:
+                raise exc from self.server.bind_error  # the errno (EADDRINUSE: retry) is there
+            raise
         self._thread = threading.Thread(target=self._serve, name="restd-listener", daemon=True)
         self._thread.start()
 
@@ -335,7 +362,7 @@ class Daemon:
         except ConfigError as exc:
             raise Fatal(f"configuration error: {exc}", EXIT_CONFIG) from None
         except OSError as exc:
-            code = EXIT_FAILED if exc.errno == errno.EADDRINUSE else EXIT_CONFIG
+            code = EXIT_FAILED if os_errno(exc) == errno.EADDRINUSE else EXIT_CONFIG
             raise Fatal(f"cannot listen on {self.settings.address} port {self.settings.port} "
                         f"(RESTD_ADDRESS, RESTD_PORT): {exc}", code) from None
         self._tls = tls_state(self.settings)

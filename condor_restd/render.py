@@ -292,7 +292,7 @@ def base_path() -> str:
         if forwarded:
             log.debug("ignoring X-Forwarded-Prefix %r: not a plain path", forwarded[:MAX_PREFIX])
         forwarded = ""
-    return forwarded.rstrip("/") + request.script_name.rstrip("/")
+    return forwarded.rstrip("/") + str(request.script_name).rstrip("/")
 
 
 def _next_link(next_page: Mapping[str, str]) -> str:
@@ -465,9 +465,9 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
     except RestdError as error:
         return error_response(error, media)
     except cherrypy.HTTPError as exc:  # CherryPy's own: a path with segments its handler lacks
-        error = RestdError(exc._message or "no such URL; see /v1 for the endpoints")
-        error.status = exc.code
-        return error_response(error, media)
+        theirs = RestdError(str(exc._message or "no such URL; see /v1 for the endpoints"))
+        theirs.status = int(exc.code)
+        return error_response(theirs, media)
     except Exception:
         log.exception("unexpected error serving %s", request.path_info)
         return error_response(RestdError("internal error; the daemon log has the details"), media)

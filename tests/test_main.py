@@ -677,6 +677,44 @@ def test_a_port_in_use_at_start_is_retried_by_the_master() -> None:
     assert "RESTD_PORT" in error.message
 
 
+def test_a_port_a_real_socket_holds_exits_1_for_the_master_to_retry() -> None:
+    """cheroot's error has no errno of its own; the bind's EADDRINUSE is its cause."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runner = Daemon(Settings(port=port), build_app=FakeApp, reload=Settings)
+        with pytest.raises(Fatal) as info:
+            runner.run()
+    assert info.value.code == daemon.EXIT_FAILED, info.value.message
+    assert f"port {port}" in info.value.message and "RESTD_PORT" in info.value.message
+
+
+def test_the_errno_is_found_behind_wrapping_errors() -> None:
+    def raised(make: Callable[[], BaseException]) -> BaseException:
+        try:
+            make()
+        except BaseException as exc:
+            return exc
+        raise AssertionError
+
+    def wrapped() -> None:
+        try:
+            raise OSError(98, "Address already in use")
+        except OSError as exc:
+            raise OSError("No socket could be created") from exc
+
+    def implicit() -> None:
+        try:
+            raise OSError(98, "Address already in use")
+        except OSError:
+            raise RuntimeError("bind failed")  # noqa: B904 (the OSError is its __context__)
+
+    assert daemon.os_errno(raised(wrapped)) == 98
+    assert daemon.os_errno(raised(implicit)) == 98
+    assert daemon.os_errno(OSError("no errno at all")) is None
+
+
 def test_an_unresolvable_address_at_start_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_such_host(*args: Any, **kwargs: Any) -> Any:
         raise socket.gaierror(-2, "Name or service not known")

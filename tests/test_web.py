@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from condor_restd import condor
-from condor_restd.errors import RestdError, Timeout, Unavailable
 from condor_restd.demo import DemoPool
+from condor_restd.errors import RestdError, Timeout, Unavailable
 from condor_restd.render import EXPOSED_HEADERS
 
 from .conftest import Client
