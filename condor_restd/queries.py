@@ -613,15 +613,16 @@ class Queries:
     # ------------------------------------------------------------------- pool overview
 
     def readiness(self) -> dict[str, Any]:
-        """Whether the collector and the default schedd answer; cached briefly so probes
-        cannot hammer the pool. Raises Unavailable naming what is down."""
+        """Whether the collector and the default schedd (where this host has one) answer; cached
+        briefly so probes cannot hammer the pool. Raises Unavailable naming what is down."""
         with self._ready_lock:
             now = time.monotonic()
             if self._ready is None or now - self._ready[0] > READY_CACHE_SECONDS:
                 checks = {"collector": self._probe("collector", self.backend.status, "schedd",
-                                                   "false", ["Name"]),
-                          "schedd": self._probe("schedd", self.backend.jobs, None, "false",
-                                                ["ClusterId"], 1)}
+                                                   "false", ["Name"])}
+                if condor.has_default_schedd(self.backend):  # not on a central manager
+                    checks["schedd"] = self._probe("schedd", self.backend.jobs, None, "false",
+                                                   ["ClusterId"], 1)
                 self._ready = (now, checks)
             checks = self._ready[1]
         down = sorted(name for name, check in checks.items() if check != "ok")
