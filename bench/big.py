@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from encode import serve  # noqa: E402
+from wsgi_client import Client  # noqa: E402
 
 from condor_restd import condor  # noqa: E402
 from condor_restd.demo import DATA  # noqa: E402
 from condor_restd.settings import Settings  # noqa: E402
 from condor_restd.web import make_app  # noqa: E402
-from tests.conftest import Client  # noqa: E402
 
 NOW = 1_800_000_000
 

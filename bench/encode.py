@@ -14,11 +14,12 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from wsgi_client import Client, lowered  # noqa: E402
+
 from condor_restd import condor  # noqa: E402
 from condor_restd.demo import DATA, DemoPool  # noqa: E402
 from condor_restd.settings import Settings  # noqa: E402
 from condor_restd.web import make_app  # noqa: E402
-from tests.conftest import Client, lowered  # noqa: E402
 
 
 def realistic_ads(count: int) -> list[Any]:

@@ -27,12 +27,12 @@ sys.path.insert(0, str(HERE.parent))
 from big import measure  # noqa: E402
 from encode import Timed, _timed_get, best_of, original_method  # noqa: E402
 from run import machine  # noqa: E402
+from wsgi_client import Client  # noqa: E402
 
 from condor_restd import condor  # noqa: E402
 from condor_restd.errors import RestdError  # noqa: E402
 from condor_restd.settings import Settings  # noqa: E402
 from condor_restd.web import make_app  # noqa: E402
-from tests.conftest import Client  # noqa: E402
 
 
 def make_backend(demo: bool, pool: str | None) -> Any:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import os
+import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from typing import Any, NoReturn
 
-from . import __version__, condor, daemon
-from .condor import Ad, Condor
-from .demo import DemoPool
-from .errors import ConfigError
+from . import __version__
+from .logs import append_error
+from .settings import log_path
 
-# Seconds each demo jobs/history query is held, so that tests can keep a request in flight.
-# Honoured with --demo only; the real adapter never looks at it.
-DEMO_DELAY_ENV = "CONDOR_RESTD_DEMO_DELAY"
+EXIT_CONFIG = 99  # as daemon.EXIT_CONFIG: condor_master does not restart the daemon
+BINDINGS = ("htcondor2", "classad2", "htcondor", "classad")
+INSTALL = ("install them with `python3 -m pip install htcondor`, or the distribution's package "
+           "(python3-condor on Enterprise Linux, python3-htcondor on Debian and Ubuntu)")
 
 
 def _port(text: str) -> int:
@@ -26,14 +26,49 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def bindings_problem() -> ImportError | None:
+    """Why HTCondor's Python bindings cannot be imported (None: they can), trying them as
+    condor.py does: htcondor2 and classad2, else the version 1 modules."""
+    problem: ImportError | None = None
+    for modules in (BINDINGS[:2], BINDINGS[2:]):
+        try:
+            for name in modules:
+                importlib.import_module(name)
+        except ImportError as exc:  # missing, or there but broken (a shared library, say)
+            problem = problem or exc
+            continue
+        return None
+    return problem
+
+
+def version_line() -> str:
+    """condor_restd's version, and its bindings' (or that they are missing): one line."""
+    if bindings_problem() is not None:
+        return f"condor_restd {__version__} (no HTCondor Python bindings: {INSTALL})"
+    from . import condor
+    return " ".join(f"condor_restd {__version__} ({condor.version()})".split())
+
+
+class _Version(argparse.Action):
+    """--version: one line as it is (argparse's own wraps it at the terminal's width), found only
+    when asked for, so that the bindings are not needed to print --help."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        print(version_line())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="condor_restd", description=__doc__,
         epilog="Settings are HTCondor configuration (RESTD_* knobs, read with htcondor2.param); "
-               "see docs/configuration.md. Exit status 99: a configuration error "
-               "(condor_master does not restart the daemon); 44: the daemon log cannot be opened.")
-    parser.add_argument("--version", action="version",
-                        version=f"condor_restd {__version__} ({condor.version()})")
+               "see docs/configuration.md. Exit status 99: a configuration error, or no HTCondor "
+               "Python bindings (condor_master does not restart the daemon); 44: the daemon log "
+               "cannot be opened; 1: worth retrying (the port is in use).")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--demo", action="store_true",
                         help="serve the built-in demo pool instead of the real one")
     parser.add_argument("--port", type=_port, metavar="N", help="port to listen on (overrides RESTD_PORT)")
@@ -42,52 +77,43 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_config(port: int | None, demo: bool) -> int:
-    condor.set_subsystem(daemon.SUBSYSTEM)
-    try:
-        settings = daemon.load_settings(condor.param(), port, demo)
-    except ConfigError as exc:
-        print(f"condor_restd: configuration error: {exc}", file=sys.stderr)
-        return daemon.EXIT_CONFIG
-    for name, value in settings.describe():
-        print(f"{name} = {value}")
-    return daemon.EXIT_OK
+def no_bindings(error: ImportError, environ: Mapping[str, str] = os.environ) -> int:
+    """Say, in one line, that the bindings are missing and how to install them, on standard
+    error and in the daemon log when one can be found; exit 99, so that condor_master does not
+    restart the daemon in a loop. --check-config says the same: nothing can run without them."""
+    message = (f"HTCondor's Python bindings cannot be imported ({error}); {INSTALL}; then "
+               "condor_on -daemon RESTD")
+    print(f"condor_restd: {message}", file=sys.stderr)
+    path = _log_without_bindings(environ)
+    if path and (os.geteuid() != 0 or os.path.exists(path)):  # never a root-owned daemon log
+        append_error(path, message)
+    return EXIT_CONFIG
 
 
-class SlowDemoPool(DemoPool):
-    """The demo pool with every jobs and history query held for `delay` seconds."""
-
-    def __init__(self, delay: float) -> None:
-        super().__init__()
-        self.delay = delay
-
-    def _hold(self, what: str) -> None:
-        logging.getLogger("condor_restd.demo").info(
-            "holding a demo %s query for %g s (%s)", what, self.delay, DEMO_DELAY_ENV)
-        time.sleep(self.delay)
-
-    def jobs(self, *args: Any, **kwargs: Any) -> Sequence[Ad]:
-        self._hold("jobs")
-        return super().jobs(*args, **kwargs)
-
-    def history(self, *args: Any, **kwargs: Any) -> Sequence[Ad]:
-        self._hold("history")
-        return super().history(*args, **kwargs)
-
-
-def demo_backend(environ: Mapping[str, str] = os.environ) -> Callable[[], Condor]:
-    """The --demo backend: one pool for the daemon's life (its ads never change)."""
-    delay = float(environ.get(DEMO_DELAY_ENV) or 0)
-    pool = SlowDemoPool(delay) if delay > 0 else DemoPool()
-    return lambda: pool
+def _log_without_bindings(environ: Mapping[str, str]) -> str:
+    """RESTD_LOG as far as it can be known without the bindings: from _CONDOR_ variables, else
+    from condor_config_val, which every HTCondor host has."""
+    config = {k[len("_CONDOR_"):]: v for k, v in environ.items() if k.startswith("_CONDOR_") and v}
+    if "RESTD_LOG" not in config and "LOG" not in config:
+        for name in ("RESTD_LOG", "LOG"):
+            try:
+                found = subprocess.run(["condor_config_val", name], capture_output=True, text=True,
+                                       timeout=10, check=False)
+            except (OSError, subprocess.SubprocessError):
+                break
+            if found.returncode == 0 and found.stdout.strip():
+                config[name] = found.stdout.strip()
+                break
+    return log_path(config)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.check_config:
-        return check_config(args.port, args.demo)
-    make_backend: Callable[[], Condor] = demo_backend() if args.demo else condor.HTCondor
-    return daemon.serve(demo=args.demo, port=args.port, make_backend=make_backend)
+    problem = bindings_problem()
+    if problem is not None:
+        return no_bindings(problem)
+    from . import commands
+    return commands.run(demo=args.demo, port=args.port, check=args.check_config)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections import OrderedDict
@@ -9,6 +10,11 @@ from collections.abc import Hashable
 from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
+
+# Set for a request that asked for a fresh answer (Cache-Control: no-cache): SingleFlight.get
+# neither reuses a kept answer nor joins a query already in flight; it asks the pool itself,
+# and keeps what it got for the requests that follow.
+FRESH: contextvars.ContextVar[bool] = contextvars.ContextVar("restd_fresh", default=False)
 
 
 class _Flight:
@@ -43,6 +49,12 @@ class SingleFlight(Generic[T]):
     def get(self, key: Hashable, compute: Callable[[], T],
             keep: Callable[[T], bool] = lambda _: True) -> tuple[T, bool]:
         """The answer for `key`, and whether it came without a call of our own (kept or shared)."""
+        if FRESH.get():
+            value = compute()
+            if self.ttl > 0 and keep(value):
+                with self._lock:
+                    self._keep(key, value)
+            return value, False
         with self._lock:
             hit = self._kept.get(key)
             if hit is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -199,6 +200,8 @@ class HTCondor:
             self._located.pop((daemon, name or ""), None)
 
     def _schedd(self, name: str | None) -> Any:
+        if name is None and not has_default_schedd(self):
+            raise NotFound(NO_LOCAL_SCHEDD)
         location = self._locate("Schedd", name)
         with bindings_errors("contacting the schedd"):
             return htcondor.Schedd(location)
@@ -357,3 +360,29 @@ def version() -> str:
     """The bindings in use, their version, and whether the compiled helper is built."""
     helper = "compiled helper" if encoding._speedups is not None else "no compiled helper: slower encoding"
     return f"{BINDINGS} {htcondor.version()}; {helper}"
+
+
+# ------------------------------------------------------------------------- the local schedd
+
+def schedd_configured(config: Mapping[str, Any]) -> bool:
+    """Whether this host's configuration gives DEFAULT a schedd to ask: SCHEDD in DAEMON_LIST
+    (this host runs one), or SCHEDD_HOST or SCHEDD_NAME naming one elsewhere, as condor_q
+    reads them. A central manager has none: DEFAULT is then a 404, and /readyz does not wait
+    for a schedd that will never come."""
+    daemons = re.split(r"[\s,]+", str(config.get("DAEMON_LIST") or "").upper())
+    if "SCHEDD" in daemons:
+        return True
+    return any(str(config.get(name) or "").strip() for name in ("SCHEDD_HOST", "SCHEDD_NAME"))
+
+
+def has_default_schedd(backend: Any) -> bool:
+    """Whether `backend` has a DEFAULT schedd: for the real adapter, what the local configuration
+    says (schedd_configured); another backend says so with a `has_default_schedd` attribute,
+    else it has one."""
+    if isinstance(backend, HTCondor):
+        return schedd_configured(htcondor.param)
+    return bool(getattr(backend, "has_default_schedd", True))
+
+
+NO_LOCAL_SCHEDD = ("there is no local schedd: this host's configuration runs none (no SCHEDD in "
+                   "DAEMON_LIST, no SCHEDD_HOST); ask for a schedd by name")

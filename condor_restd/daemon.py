@@ -9,8 +9,6 @@ import pwd
 import queue
 import re
 import signal
-import socket
-import ssl
 import sys
 import threading
 import time
@@ -23,14 +21,13 @@ import cherrypy
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-from . import __version__, condor
+from . import __version__, condor, preflight
 from .condor import Condor
 from .errors import ConfigError
-from .logs import CondorFormatter, DaemonLog
+from .logs import DaemonLog, append_error
 from .settings import (
     DEFAULT_NOT_RESPONDING_TIMEOUT,
     Settings,
-    file_problem,
     keepalive_interval,
     log_path,
 )
@@ -75,12 +72,17 @@ def under_master(environ: Mapping[str, str]) -> bool:
     return bool(environ.get("CONDOR_INHERIT"))
 
 
-def _resolve(settings: Settings) -> None:
-    try:
-        socket.getaddrinfo(settings.address, settings.port, type=socket.SOCK_STREAM,
-                           flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ConfigError("RESTD_ADDRESS", settings.address, f"cannot be resolved: {exc}") from None
+def os_errno(error: BaseException) -> int | None:
+    """The errno behind an error: cheroot raises a bare OSError("No socket could be created")
+    and keeps the bind's own error as its cause."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno is not None:
+            return current.errno
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _url(address: tuple[str, int], tls: bool = False) -> str:
@@ -167,38 +169,14 @@ def drop_privileges(config: Mapping[str, Any], environ: Mapping[str, str],
 
 # ------------------------------------------------------------------------------------------ TLS
 
-class _EncryptedKey(Exception):
-    pass
-
-
-def _no_passphrase() -> bytes:
-    raise _EncryptedKey  # a daemon has no terminal to ask for one on
-
-
 def tls_adapter(settings: Settings) -> BuiltinSSLAdapter | None:
     """cheroot's TLS adapter for RESTD_SSL_CERTFILE and RESTD_SSL_KEYFILE (None: plain HTTP).
 
     Reads the files as the daemon's user; ConfigError names the knob and the file that fails."""
-    certfile, keyfile = settings.ssl_certfile, settings.ssl_keyfile
-    if not certfile and not keyfile:
+    context = preflight.tls_context(settings)
+    if context is None:
         return None
-    for knob, path in (("RESTD_SSL_CERTFILE", certfile), ("RESTD_SSL_KEYFILE", keyfile)):
-        if not path:
-            raise ConfigError(knob, path, "RESTD_SSL_CERTFILE and RESTD_SSL_KEYFILE go together")
-        problem = file_problem(path)
-        if problem:
-            raise ConfigError(knob, path, problem)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(certfile, keyfile, password=_no_passphrase)
-    except _EncryptedKey:
-        raise ConfigError("RESTD_SSL_KEYFILE", keyfile, "is encrypted, and the daemon cannot ask "
-                          "for a passphrase; keep it unencrypted, readable by the daemon only") from None
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ConfigError("RESTD_SSL_CERTFILE", certfile, f"with RESTD_SSL_KEYFILE = {keyfile!r}: not "
-                          f"a PEM certificate and its private key: {exc}") from None
-    adapter = BuiltinSSLAdapter(certfile, keyfile)
+    adapter = BuiltinSSLAdapter(settings.ssl_certfile, settings.ssl_keyfile)
     adapter.context = context
     return adapter
 
@@ -238,6 +216,15 @@ class Listening(Protocol):
 
 
 class _Server(wsgi.Server):
+    bind_error: OSError | None = None  # the last bind's own error; cheroot's keeps only its text
+
+    def bind(self, family: Any, type: Any, proto: int = 0) -> None:
+        try:
+            super().bind(family, type, proto)
+        except OSError as exc:
+            self.bind_error = exc
+            raise
+
     def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
         # cheroot writes these to stderr; they are mostly clients hanging up early: debug detail
         logging.getLogger("condor_restd.server").log(
@@ -260,7 +247,12 @@ class Listener:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.server.prepare()
+        try:
+            self.server.prepare()
+        except OSError as exc:
+            if exc.errno is None and exc.__cause__ is None and self.server.bind_error is not None:
+                raise exc from self.server.bind_error  # the errno (EADDRINUSE: retry) is there
+            raise
         self._thread = threading.Thread(target=self._serve, name="restd-listener", daemon=True)
         self._thread.start()
 
@@ -335,7 +327,7 @@ class Daemon:
         except ConfigError as exc:
             raise Fatal(f"configuration error: {exc}", EXIT_CONFIG) from None
         except OSError as exc:
-            code = EXIT_FAILED if exc.errno == errno.EADDRINUSE else EXIT_CONFIG
+            code = EXIT_FAILED if os_errno(exc) == errno.EADDRINUSE else EXIT_CONFIG
             raise Fatal(f"cannot listen on {self.settings.address} port {self.settings.port} "
                         f"(RESTD_ADDRESS, RESTD_PORT): {exc}", code) from None
         self._tls = tls_state(self.settings)
@@ -366,7 +358,7 @@ class Daemon:
                 return EXIT_OK
 
     def _listen(self, settings: Settings, app: Any) -> Listening:
-        _resolve(settings)
+        preflight.check_address(settings)
         listener = self.new_listener(settings, app)
         listener.start()
         return listener
@@ -479,12 +471,7 @@ def _complain(message: str, config: Mapping[str, Any], demo: bool, root: bool) -
     path = "" if demo and config.get("RESTD_LOG") is None else log_path(config)
     if not path or (root and not os.path.exists(path)):
         return  # never create a root-owned daemon log
-    record = logging.LogRecord("condor_restd", logging.ERROR, __file__, 0, message, None, None)
-    try:
-        with open(path, "a", encoding="utf-8") as file:
-            file.write(CondorFormatter().format(record) + "\n")
-    except OSError:
-        pass
+    append_error(path, message)
 
 
 def serve(*, demo: bool, port: int | None, make_backend: Callable[[], Condor],
@@ -507,11 +494,14 @@ def serve(*, demo: bool, port: int | None, make_backend: Callable[[], Condor],
                       "or start condor_restd as the HTCondor user", config, demo, root)
             return EXIT_CONFIG
     cherrypy.log.screen = False  # CherryPy's logs go to the daemon log, nowhere else
-    try:
-        daemon_log = DaemonLog.open(settings)
-    except OSError as exc:
-        print(f"condor_restd: cannot open the daemon log RESTD_LOG = {settings.log!r}: {exc}",
-              file=sys.stderr)
+    problem = preflight.log_problem(settings)  # what --check-config says too
+    if problem is None:
+        try:
+            daemon_log = DaemonLog.open(settings)
+        except OSError as exc:
+            problem = preflight.log_error(settings, exc)
+    if problem is not None:
+        print(f"condor_restd: {problem}", file=sys.stderr)
         return EXIT_NO_LOG
     log.info("*" * 54)
     log.info("** condor_restd %s (%s) STARTING UP", __version__, SUBSYSTEM)

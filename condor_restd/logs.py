@@ -150,6 +150,18 @@ class DaemonLog:
         self.handler.close()
 
 
+def append_error(path: str, message: str) -> bool:
+    """One ERROR line in the daemon log's format, appended to `path`, for a daemon that stops
+    before its log is set up; whether it could be written."""
+    record = logging.LogRecord("condor_restd", logging.ERROR, __file__, 0, message, None, None)
+    try:
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as file:
+            file.write(CondorFormatter().format(record) + "\n")
+    except OSError:
+        return False
+    return True
+
+
 def _handler(settings: Settings, stream: TextIO | None) -> logging.Handler:
     if settings.log:
         return CondorLogHandler(settings.log, settings.max_log, settings.max_num_log)

@@ -68,8 +68,10 @@ document never need a token. A token in the URL (`access_token=`) is refused wit
 
 Every error has the same body, in the negotiated format (JSON when that is not JSON or YAML):
 `{"message": "<a sentence>", "status": <code>}`, sometimes with more keys. A query parameter
-the URL does not take, or one given twice, is a 400. A parameter named `_` is ignored
-everywhere, for the cache-busters browsers and JavaScript libraries append.
+given twice is a 400. A query parameter the URL does not take is ignored, as v1 ignored it,
+and named in a `Warning: 299 - "..."` header (RFC 7234) with what the URL takes, so that a
+typo shows. A parameter named `_` is ignored everywhere without a warning: the cache-busters
+browsers and JavaScript libraries append.
 """
 
 # ------------------------------------------------------------------------------ schemas
@@ -245,9 +247,8 @@ def _content(schema: Schema, *media: str) -> dict[str, Schema]:
 def _error(description: str, *, headers: dict[str, Schema] | None = None,
            schema: str = "Error", media: tuple[str, ...] = (JSON, YAML)) -> Schema:
     response: Schema = {"description": description,
-                        "content": _content(_ref("schemas", schema), *media)}
-    if headers:
-        response["headers"] = headers
+                        "content": _content(_ref("schemas", schema), *media),
+                        "headers": {**(headers or {}), "Warning": _ref("headers", "Warning")}}
     return response
 
 
@@ -307,6 +308,11 @@ HEADERS: dict[str, Schema] = {
                                'error_description="the token has expired"'),
     "RetryAfter": RETRY_AFTER,
     "Allow": ALLOW,
+    "Warning": _header("Only when the request had query parameters this URL does not take: they "
+                       "were ignored, and are named here, with what the URL takes (RFC 7234).",
+                       {"type": "string", "pattern": '^299 - "'},
+                       '299 - "ignored unknown query parameter \'constriant\' (this URL takes: '
+                       'projection, constraint, limit, cursor)"', required=False),
 }
 CACHED_HEADERS = {"ETag": "ETag", "Cache-Control": "CacheControl", "Vary": "Vary"}
 HTML_CACHED_HEADERS = {"ETag": "HtmlETag", "Cache-Control": "HtmlCacheControl", "Vary": "HtmlVary"}
@@ -323,7 +329,7 @@ def _not_modified(headers: dict[str, str]) -> Schema:
     """A 304 has no body, but the headers its 200 would have had."""
     return {"description": "The answer has not changed since the ETag the client sent in "
                            "`If-None-Match`: no body, the headers of the 200.",
-            "headers": _headers(headers)}
+            "headers": _headers({**headers, "Warning": "Warning"})}
 
 
 RESPONSES: dict[str, Schema] = {
@@ -393,9 +399,8 @@ def _operation(operation_id: str, tag: str, summary: str, description: str, para
     """One GET. `protected`: a pool endpoint, behind a bearer token when tokens are on.
     `cached`: the 200 carries these validator and caching headers (`headers` too), and
     If-None-Match gets the 304 `not_modified`, which carries the same headers."""
-    named = {**(cached or {}), **(headers or {})}
-    if named:
-        ok = {**ok, "headers": _headers(named)}
+    named = {**(cached or {}), **(headers or {}), "Warning": "Warning"}
+    ok = {**ok, "headers": _headers(named)}
     responses: Schema = {"200": ok}
     if cached:
         params = [*params, _ref("parameters", "if_none_match")]

@@ -348,8 +348,9 @@ class Queries:
         if daemon is not None and daemon not in condor.DAEMON_TYPES:
             raise BadRequest(f"daemon must be one of {', '.join(DAEMONS)}, not {daemon!r}")
         if attribute is None:
-            return self._cached(("config", daemon), lambda: dict(
-                self._call(daemon or "config", "config", daemon)))
+            return self._cached(("config", daemon), lambda: {  # names in lower case, as v1 had
+                str(k).lower(): v
+                for k, v in self._call(daemon or "config", "config", daemon).items()})
         if not CONFIG_NAME.match(attribute):
             raise BadRequest(f"{attribute!r} is not a configuration knob name")
         return self._cached(("config", daemon, attribute.upper()), lambda: self._call(
@@ -358,15 +359,16 @@ class Queries:
     # ------------------------------------------------------------------- pool overview
 
     def readiness(self) -> dict[str, Any]:
-        """Whether the collector and the default schedd answer; cached briefly so probes
-        cannot hammer the pool. Raises Unavailable naming what is down."""
+        """Whether the collector and the default schedd (where this host has one) answer; cached
+        briefly so probes cannot hammer the pool. Raises Unavailable naming what is down."""
         with self._ready_lock:
             now = time.monotonic()
             if self._ready is None or now - self._ready[0] > READY_CACHE_SECONDS:
                 checks = {"collector": self._probe("collector", "status", "schedd", "false",
-                                                   ["Name"], IDS),
-                          "schedd": self._probe("schedd", "jobs", None, "false", ["ClusterId"], 1,
-                                                IDS)}
+                                                   ["Name"], IDS)}
+                if condor.has_default_schedd(self.backend):  # not on a central manager
+                    checks["schedd"] = self._probe("schedd", "jobs", None, "false",
+                                                   ["ClusterId"], 1, IDS)
                 self._ready = (now, checks)
             checks = self._ready[1]
         down = sorted(name for name, check in checks.items() if check != "ok")

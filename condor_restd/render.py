@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 import cherrypy
 import yaml
 
+from . import cache
 from .errors import MethodNotAllowed, NotAcceptable, RestdError
 from .responses import Listing as Listing
 from .responses import Page as Page
@@ -164,6 +165,12 @@ def negotiate(accept: str | None, fmt: str | None = None,
                         f"available here: {names}", available=list(offered))
 
 
+# The response headers, beyond the CORS-safelisted ones, that a page on another origin may read:
+# without them a dashboard could not follow pages, revalidate, or see why it should wait.
+EXPOSED_HEADERS = ("ETag", "Link", "X-Restd-Truncated", "Warning", "Retry-After", "WWW-Authenticate",
+                   "Allow")
+
+
 def _cors(origins: Iterable[str]) -> None:
     allowed = tuple(origins)
     if not allowed:
@@ -171,10 +178,12 @@ def _cors(origins: Iterable[str]) -> None:
     headers = cherrypy.serving.response.headers
     if "*" in allowed:
         headers["Access-Control-Allow-Origin"] = "*"
+        headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
         return
     origin = cherrypy.serving.request.headers.get("Origin")
     if origin in allowed:
         headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSED_HEADERS)
     headers["Vary"] = "Origin"
 
 
@@ -213,6 +222,25 @@ def _not_modified(tag: str) -> bool:
     return "*" in tags or tag.removeprefix("W/") in tags
 
 
+# What a reverse proxy may say the API is mounted under: a plain path, nothing a browser or a
+# client would resolve elsewhere (no "//", no "." or ".." segment, no query, no scheme).
+PREFIX = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?")
+MAX_PREFIX = 256
+
+
+def base_path() -> str:
+    """The path this API is served under, without a trailing slash ("" at the root): the
+    proxy's X-Forwarded-Prefix, when it is a sane path, then the WSGI mount point (SCRIPT_NAME).
+    A prefix that is not a sane path is ignored."""
+    request = cherrypy.serving.request
+    forwarded = str(request.headers.get("X-Forwarded-Prefix") or "").strip()
+    if len(forwarded) > MAX_PREFIX or not PREFIX.fullmatch(forwarded):
+        if forwarded:
+            log.debug("ignoring X-Forwarded-Prefix %r: not a plain path", forwarded[:MAX_PREFIX])
+        forwarded = ""
+    return forwarded.rstrip("/") + str(request.script_name).rstrip("/")
+
+
 def _next_link(next_page: Mapping[str, str]) -> str:
     request = cherrypy.serving.request
     params = {k: v for k, v in request.params.items() if k not in next_page and isinstance(v, str)}
@@ -220,7 +248,7 @@ def _next_link(next_page: Mapping[str, str]) -> str:
     if fmt is not None:  # taken out of the parameters before the handler ran; the next page keeps it
         params["format"] = fmt
     params.update(next_page)
-    path = quote(request.script_name + request.path_info, safe="/@:!$&'()*+,;=")
+    path = quote(base_path() + request.path_info, safe="/@:!$&'()*+,;=")
     url = path + "?" + urlencode(params, quote_via=quote)
     return f'<{url}>; rel="next"'
 
@@ -336,12 +364,30 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
             request.restd_identity = who
             if who is not None:
                 request.login = who.user  # the access log's user field
-        return _ok(inner(*args, **kwargs), media, cache_control)
+        fresh = cache.FRESH.set(wants_fresh(request.headers))
+        try:
+            result = inner(*args, **kwargs)
+        finally:
+            cache.FRESH.reset(fresh)
+        return _ok(result, media, cache_control)
     except RestdError as error:
         return error_response(error, media)
+    except cherrypy.HTTPError as exc:  # CherryPy's own: a path with segments its handler lacks
+        theirs = RestdError(str(exc._message or "no such URL; see /v1 for the endpoints"))
+        theirs.status = int(exc.code)
+        return error_response(theirs, media)
     except Exception:
         log.exception("unexpected error serving %s", request.path_info)
         return error_response(RestdError("internal error; the daemon log has the details"), media)
+
+
+def wants_fresh(headers: Mapping[str, str]) -> bool:
+    """Whether the client asked for an answer fresh from the pool (RFC 9111 no-cache, or the
+    HTTP/1.0 Pragma: no-cache): a client that just submitted a job and wants to see it."""
+    directives = re.split(r"\s*,\s*", str(headers.get("Cache-Control") or "").strip().lower())
+    if "no-cache" in directives:
+        return True
+    return "no-cache" in re.split(r"\s*,\s*", str(headers.get("Pragma") or "").strip().lower())
 
 
 def _wrap(inner: Callable[..., Any], cors_origins: Iterable[str], metrics: Any,

@@ -56,6 +56,12 @@ def _text(raw: Any) -> str:
     return str(raw).strip()
 
 
+def _log(raw: Any) -> str:
+    """A file path, or STDERR (any case): standard error, held as ""."""
+    text = _text(raw)
+    return "" if text.upper() == STDERR else text
+
+
 SIZE = re.compile(r"([0-9]+)\s*([KMGT]?)B?", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -100,8 +106,16 @@ def _attributes(raw: Any) -> frozenset[str]:
     return frozenset(n.lower() for n in names)
 
 
+NO_ORIGINS = "NONE"  # RESTD_CORS_ORIGINS: no CORS header (HTCondor reads an empty value as unset)
+STDERR = "STDERR"  # RESTD_LOG: log to standard error
+
+
 def _origins(raw: Any) -> tuple[str, ...]:
     origins = _words(raw)
+    if any(origin.upper() == NO_ORIGINS for origin in origins):
+        if len(origins) > 1:
+            raise ValueError(f"{NO_ORIGINS} (no CORS header) cannot be combined with origins")
+        return ()
     for origin in origins:
         if origin != "*" and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
             raise ValueError(f"{origin!r} is not '*' or an origin like https://host:port")
@@ -253,6 +267,7 @@ class Knob:
     parse: Callable[[Any], Any]
     doc: str
     fallback: str | None = None  # the knob read when this one is not set, as HTCondor does
+    empty: str = ""  # the word an admin writes for an empty value (an empty one reads as unset)
 
 
 KNOBS: tuple[Knob, ...] = (
@@ -268,7 +283,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("RESTD_HIDE_JOB_ATTRS", "hide_job_attrs", "", _attributes,
          "Job attributes shown as \"<REDACTED>\" (comma or space separated)."),
     Knob("RESTD_CORS_ORIGINS", "cors_origins", "*", _origins,
-         "Values for Access-Control-Allow-Origin; empty sends no CORS header."),
+         "Values for Access-Control-Allow-Origin; NONE sends no CORS header.", empty=NO_ORIGINS),
     Knob("RESTD_QUERY_TIMEOUT", "query_timeout", "30", _seconds(),
          "Seconds one schedd or collector query may take before the client gets a 504."),
     Knob("RESTD_CACHE_TTL", "cache_ttl", "2", _seconds(zero=True),
@@ -283,8 +298,8 @@ KNOBS: tuple[Knob, ...] = (
          "its call); 0 never."),
     Knob("RESTD_SHUTDOWN_TIMEOUT", "shutdown_timeout", "10", _seconds(),
          "Seconds in-flight requests get to finish after SIGTERM."),
-    Knob("RESTD_LOG", "log", "$(LOG)/RestdLog", _text,
-         "The daemon log; empty logs to standard error."),
+    Knob("RESTD_LOG", "log", "$(LOG)/RestdLog", _log,
+         "The daemon log; STDERR logs to standard error.", empty=STDERR),
     Knob("RESTD_DEBUG", "debug", "", _debug,
          "Extra log detail, as other daemons' <SUBSYS>_DEBUG: D_FULLDEBUG adds debug lines."),
     Knob("MAX_RESTD_LOG", "max_log", "10485760", _size,
@@ -328,10 +343,11 @@ def keepalive_interval(config: Mapping[str, Any]) -> float:
 
 
 def log_path(config: Mapping[str, Any]) -> str:
-    """RESTD_LOG as set, else $(LOG)/RestdLog; empty (standard error) when neither is defined."""
+    """RESTD_LOG as set, else $(LOG)/RestdLog; empty (standard error) for STDERR, or when
+    neither is defined."""
     value = config.get("RESTD_LOG")
     if value is not None:
-        return str(value).strip()
+        return _log(value)
     log_dir = config.get("LOG")
     return f"{log_dir}/RestdLog" if log_dir else ""
 
@@ -399,10 +415,6 @@ class Settings:
             if not self.token_issuers:
                 raise ConfigError("RESTD_TOKEN_ISSUERS", raws["RESTD_TOKEN_ISSUERS"],
                                   "must list at least one issuer when RESTD_AUTHENTICATION = TOKEN")
-            if "*" in self.cors_origins:
-                raise ConfigError("RESTD_CORS_ORIGINS", raws["RESTD_CORS_ORIGINS"],
-                                  "must list origins (or be empty) when RESTD_AUTHENTICATION = TOKEN: "
-                                  "'*' lets any web page call the API with its visitors' tokens")
             if not self.uid_domain:
                 raise ConfigError("UID_DOMAIN", "", "must be set when RESTD_AUTHENTICATION = TOKEN: "
                                   "bare user names from tokens become name@$(UID_DOMAIN)")
@@ -427,5 +439,5 @@ class Settings:
             value = getattr(self, knob.field)
             if isinstance(value, (frozenset, tuple)):
                 value = ", ".join(sorted(value) if isinstance(value, frozenset) else value)
-            rows.append((knob.name, str(value)))
+            rows.append((knob.name, str(value) or knob.empty))
         return rows

@@ -18,6 +18,7 @@ from .render import HTML, JSON, YAML
 from .settings import Settings
 
 IGNORED_PARAMS = ("_",)  # cache-busters that browsers and JS libraries append
+MAX_WARNED = 20  # unknown parameters named in the Warning header; the rest are counted
 MAX_URL_LENGTH = 16384  # path and query string together; longer gets a 414
 MAX_SEGMENT_LENGTH = 1024  # one path segment (a schedd, slot or attribute name); longer gets a 414
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -28,18 +29,34 @@ if not hasattr(cherrypy.tools, "restd_render"):
 
 
 def _params(given: dict[str, Any], allowed: Sequence[str]) -> dict[str, str]:
-    """Query parameters, each given at most once, and only those this URL takes."""
+    """The query parameters this URL takes, each given at most once. Others are ignored, as v1
+    ignored them (clients add their own), and named in a Warning header so that a typo shows."""
     out = {}
+    ignored = []
     for name, value in given.items():
         if name in IGNORED_PARAMS:
             continue
         if name not in allowed:
-            accepted = ", ".join(allowed) if allowed else "none"
-            raise BadRequest(f"unknown query parameter {name!r} (this URL takes: {accepted})")
+            ignored.append(name)
+            continue
         if not isinstance(value, str):
             raise BadRequest(f"query parameter {name!r} given more than once")
         out[name] = value
+    if ignored:
+        cherrypy.serving.response.headers["Warning"] = _warning(ignored, allowed)
     return out
+
+
+def _warning(ignored: Sequence[str], allowed: Sequence[str]) -> str:
+    """One RFC 7234 Warning value (299: a persistent miscellaneous warning) naming the ignored
+    parameters, in ASCII whatever they are called, and what the URL takes."""
+    shown = ", ".join(ascii(name) for name in ignored[:MAX_WARNED])
+    if len(ignored) > MAX_WARNED:
+        shown += f" and {len(ignored) - MAX_WARNED} more"
+    noun = "parameter" if len(ignored) == 1 else "parameters"
+    text = (f"ignored unknown query {noun} {shown} "
+            f"(this URL takes: {', '.join(allowed) if allowed else 'none'})")
+    return '299 - "%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _int(text: str, what: str) -> int:
@@ -174,6 +191,16 @@ ENDPOINTS = {
 }
 
 
+def _described() -> dict[str, Any]:
+    """The OpenAPI document; under a prefix (a proxy's, or the WSGI mount point) its one server
+    is that path, so that clients built from it reach the API where it is served."""
+    document = openapi.document(__version__)
+    prefix = render.base_path()
+    if prefix:
+        document["servers"] = [{"url": prefix, "description": "where this API is served"}]
+    return document
+
+
 class V1:
     """/v1: one exposed object per endpoint family, and the API's own description."""
 
@@ -195,13 +222,13 @@ class V1:
     @cherrypy.expose
     def openapi_json(self, **params: Any) -> Any:  # /v1/openapi.json (CherryPy maps "." to "_")
         _params(params, ())
-        return openapi.document(__version__)
+        return _described()
 
     @cherrypy.expose
     @render.offers(YAML)
     def openapi_yaml(self, **params: Any) -> Any:
         _params(params, ())
-        return openapi.document(__version__)
+        return _described()
 
     @cherrypy.expose
     @render.offers(HTML)
@@ -311,6 +338,20 @@ OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/favicon.ico", "/v1", "/v
               "/v1/openapi.yaml", "/v1/docs")
 
 
+class Application(cherrypy.Application):
+    """Mounted where each request's SCRIPT_NAME says: a WSGI server that mounts the API under a
+    path sets it; the daemon's own server leaves it empty."""
+
+    @property
+    def script_name(self) -> str:
+        environ = getattr(cherrypy.serving.request, "wsgi_environ", None) or {}
+        return str(environ.get("SCRIPT_NAME", "")).rstrip("/")
+
+    @script_name.setter
+    def script_name(self, value: str) -> None:
+        pass  # never fixed: see above
+
+
 def _cache_control(settings: Settings) -> str:
     """Tell clients and proxies how long an answer stays fresh: as long as our own cache keeps it."""
     private = "private, " if settings.authentication != "NONE" else ""
@@ -336,7 +377,7 @@ def make_app(settings: Settings, backend: Condor, isolate: bool = True) -> cherr
             "log.screen": False,
         }
     }
-    app = cherrypy.Application(Root(queries, metrics), "", config)
+    app = Application(Root(queries, metrics), "", config)
     app.request_class = Request
     app.log.screen = False
     app.queries = queries

@@ -810,14 +810,3 @@ def test_without_authentication_everything_is_open_as_before(client: Client, req
     assert client.get("/v1/status", headers={"Origin": "https://any.example.org"}).headers[
         "access-control-allow-origin"] == "*"
     assert requests_mock.call_count == 0
-
-
-@pytest.mark.slow
-def test_the_daemon_refuses_to_start_with_tokens_and_a_wildcard_origin(tmp_path: Any) -> None:
-    from .test_tls import daemon_process
-
-    proc, _ = daemon_process(tmp_path, {"RESTD_AUTHENTICATION": "TOKEN", "RESTD_TOKEN_ISSUERS": ISSUER,
-                                        "UID_DOMAIN": "localhost"})
-    _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 99
-    assert "RESTD_CORS_ORIGINS = '*': must list origins (or be empty) when RESTD_AUTHENTICATION = TOKEN" in stderr

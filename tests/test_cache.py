@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from condor_restd.cache import SingleFlight
+from condor_restd.cache import FRESH, SingleFlight
 
 
 class Clock:
@@ -96,3 +96,42 @@ def test_weight_budget() -> None:
         cache.get(key, lambda: "x" * 20)
     assert cache.get("a", lambda: "new") == ("new", False)  # pushed out by the budget
     assert cache.get("g", lambda: "new") == ("x" * 20, True)
+
+
+def test_a_fresh_request_asks_again_and_keeps_what_it_got() -> None:
+    """Cache-Control: no-cache (render sets FRESH): no kept answer, no shared flight."""
+    cache: SingleFlight[int] = SingleFlight(ttl=60)
+    calls: list[int] = []
+
+    def compute() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert cache.get("k", compute) == (1, False)
+    token = FRESH.set(True)
+    try:
+        assert cache.get("k", compute) == (2, False)
+    finally:
+        FRESH.reset(token)
+    assert cache.get("k", compute) == (2, True)  # later requests share the fresh answer
+
+
+def test_a_fresh_request_does_not_join_a_query_in_flight() -> None:
+    cache: SingleFlight[str] = SingleFlight(ttl=0)
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(5)
+        return "old"
+
+    worker = threading.Thread(target=cache.get, args=("k", slow))
+    worker.start()
+    assert started.wait(5)
+    token = FRESH.set(True)
+    try:
+        assert cache.get("k", lambda: "new") == ("new", False)  # did not wait for "old"
+    finally:
+        FRESH.reset(token)
+        release.set()
+        worker.join()

@@ -118,6 +118,9 @@ class Stubs:
         self.history_error: Exception | None = None
         self.remote: dict[str, str] = {"NUM_CPUS": "8", "ACCOUNTANT_HOST": "Not defined"}
 
+    # the local configuration: this host runs a schedd, so DEFAULT is that one
+    param: dict[str, Any] = {"DAEMON_LIST": "MASTER, COLLECTOR, NEGOTIATOR, SCHEDD, STARTD"}
+
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         stubs = self
 
@@ -164,6 +167,7 @@ class Stubs:
                     raise AttributeError("'NoneType' object has no attribute '_handle'")
                 super().__init__(stubs.remote)
 
+        monkeypatch.setattr(condor.htcondor, "param", self.param)
         monkeypatch.setattr(condor.htcondor, "Collector", Collector)
         monkeypatch.setattr(condor.htcondor, "Schedd", Schedd)
         monkeypatch.setattr(condor.htcondor, "RemoteParam", RemoteParam)
@@ -215,15 +219,51 @@ def test_adapter_remote_config(real: Client, stubs: Stubs) -> None:
     assert real.get("/v1/config/NUM_CPUS", {"daemon": "master"}).json() == "8"
     assert real.get("/v1/config/ACCOUNTANT_HOST", {"daemon": "master"}).status == 404
     assert real.get("/v1/config/NO_SUCH_KNOB", {"daemon": "schedd"}).status == 404
-    assert real.get("/v1/config", {"daemon": "collector"}).json() == {"NUM_CPUS": "8"}
+    assert real.get("/v1/config", {"daemon": "collector"}).json() == {"num_cpus": "8"}
     assert ("locate", htcondor2.DaemonType.Master, None) in stubs.calls
 
 
 def test_adapter_local_config(real: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(condor.htcondor, "param", {"NUM_CPUS": 8, "FLAG": True})
-    assert real.get("/v1/config").json() == {"NUM_CPUS": 8, "FLAG": True}
+    assert real.get("/v1/config").json() == {"num_cpus": 8, "flag": True}
     assert real.get("/v1/config/FLAG").json() is True
     assert real.get("/v1/config/NO_SUCH_KNOB").status == 404
+
+
+@pytest.mark.parametrize(("config", "has"), [
+    ({"DAEMON_LIST": "MASTER, SCHEDD, STARTD"}, True),
+    ({"DAEMON_LIST": "MASTER SCHEDD"}, True),
+    ({"DAEMON_LIST": "master,schedd"}, True),
+    ({"DAEMON_LIST": "MASTER, COLLECTOR, NEGOTIATOR"}, False),  # a central manager
+    ({"DAEMON_LIST": "MASTER, COLLECTOR, NEGOTIATOR, SCHEDD2"}, False),
+    ({"DAEMON_LIST": "MASTER, COLLECTOR", "SCHEDD_HOST": "submit.example.org"}, True),
+    ({"DAEMON_LIST": "MASTER, COLLECTOR", "SCHEDD_NAME": "schedd2@vm"}, True),
+    ({"DAEMON_LIST": "MASTER", "SCHEDD_HOST": " "}, False),
+    ({}, False),
+])
+def test_a_default_schedd_is_what_the_local_configuration_says(config: dict[str, Any], has: bool) -> None:
+    assert condor.schedd_configured(config) is has
+
+
+def test_on_a_central_manager_default_is_404_and_ready_without_a_schedd(
+        real: Client, stubs: Stubs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SCHEDD in DAEMON_LIST: DEFAULT is a 404 (not a 503 forever), and /readyz asks the
+    collector alone, so that a load balancer keeps the daemon."""
+    monkeypatch.setattr(condor.htcondor, "param", {"DAEMON_LIST": "MASTER, COLLECTOR, NEGOTIATOR"})
+    for url in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT/1/0", "/v1/grouped_jobs/DEFAULT/Owner"):
+        r = real.get(url)
+        assert r.status == 404 and "there is no local schedd" in r.json()["message"], (url, r)
+        assert "retry-after" not in r.headers
+    assert not any(call[0] == "schedd.query" for call in stubs.calls)
+    assert real.get("/v1/jobs/schedd2@vm").status == 200  # a named schedd still answers
+    ready = real.get("/readyz")
+    assert ready.status == 200 and ready.json() == {"status": "ready", "checks": {"collector": "ok"}}
+
+
+def test_with_a_local_schedd_readiness_waits_for_it(make_client: Any, stubs: Stubs) -> None:
+    stubs.schedd_error = htcondor2.HTCondorException("Failed to fetch ads from schedd, errmsg=")
+    r = make_client(backend=condor.HTCondor()).get("/readyz")
+    assert r.status == 503 and set(r.json()["checks"]) == {"collector", "schedd"}
 
 
 # The exact exceptions errors.md records, raised where the bindings raise them.

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pytest
 
 from condor_restd import __main__ as cli
-from condor_restd import __version__, condor, daemon
+from condor_restd import __version__, commands, condor, daemon
 from condor_restd.daemon import Daemon, Fatal, PrivilegeError, PrivOps
 from condor_restd.demo import DemoPool
 from condor_restd.errors import ConfigError
@@ -90,14 +90,15 @@ def test_a_bad_port_option_is_a_usage_error(port: str, capsys: pytest.CaptureFix
 
 
 def test_check_config_prints_the_effective_settings(fake_config: dict[str, Any], subsystems: list[str],
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    fake_config.update(RESTD_MAX_JOBS="50", LOG="/var/log/condor", RESTD_PORT="9000")
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    fake_config.update(RESTD_MAX_JOBS="50", LOG=str(tmp_path), RESTD_PORT="9000")
     assert cli.main(["--check-config", "--port", "9100"]) == 0
     out = capsys.readouterr().out
     assert "RESTD_MAX_JOBS = 50\n" in out
     assert "RESTD_PORT = 9100\n" in out  # --port overrides RESTD_PORT
     assert "RESTD_ADDRESS = 127.0.0.1\n" in out
-    assert "RESTD_LOG = /var/log/condor/RestdLog\n" in out
+    assert f"RESTD_LOG = {tmp_path}/RestdLog\n" in out
     assert subsystems == ["RESTD"]
 
 
@@ -105,7 +106,7 @@ def test_check_config_in_demo_mode_logs_to_stderr_unless_restd_log_is_set(
         fake_config: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     fake_config.update(LOG="/var/log/condor")
     assert cli.main(["--check-config", "--demo"]) == 0
-    assert "RESTD_LOG = \n" in capsys.readouterr().out
+    assert "RESTD_LOG = STDERR\n" in capsys.readouterr().out
     fake_config.update(RESTD_LOG="/tmp/RestdLog")
     assert cli.main(["--check-config", "--demo"]) == 0
     assert "RESTD_LOG = /tmp/RestdLog\n" in capsys.readouterr().out
@@ -147,10 +148,10 @@ def test_an_unopenable_daemon_log_exits_44(fake_config: dict[str, Any], tmp_path
 
 
 def test_demo_backend_is_one_pool_and_slow_only_when_asked() -> None:
-    make = cli.demo_backend({})
+    make = commands.demo_backend({})
     assert type(make()) is DemoPool and make() is make()
-    slow = cli.demo_backend({cli.DEMO_DELAY_ENV: "0.01"})()
-    assert isinstance(slow, cli.SlowDemoPool)
+    slow = commands.demo_backend({commands.DEMO_DELAY_ENV: "0.01"})()
+    assert isinstance(slow, commands.SlowDemoPool)
     assert len(slow.jobs(None, "true", [], 0)) == DEFAULT_SCHEDD_JOBS
 
 
@@ -677,6 +678,44 @@ def test_a_port_in_use_at_start_is_retried_by_the_master() -> None:
     assert "RESTD_PORT" in error.message
 
 
+def test_a_port_a_real_socket_holds_exits_1_for_the_master_to_retry() -> None:
+    """cheroot's error has no errno of its own; the bind's EADDRINUSE is its cause."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        runner = Daemon(Settings(port=port), build_app=FakeApp, reload=Settings)
+        with pytest.raises(Fatal) as info:
+            runner.run()
+    assert info.value.code == daemon.EXIT_FAILED, info.value.message
+    assert f"port {port}" in info.value.message and "RESTD_PORT" in info.value.message
+
+
+def test_the_errno_is_found_behind_wrapping_errors() -> None:
+    def raised(make: Callable[[], BaseException]) -> BaseException:
+        try:
+            make()
+        except BaseException as exc:
+            return exc
+        raise AssertionError
+
+    def wrapped() -> None:
+        try:
+            raise OSError(98, "Address already in use")
+        except OSError as exc:
+            raise OSError("No socket could be created") from exc
+
+    def implicit() -> None:
+        try:
+            raise OSError(98, "Address already in use")
+        except OSError:
+            raise RuntimeError("bind failed")  # noqa: B904 (the OSError is its __context__)
+
+    assert daemon.os_errno(raised(wrapped)) == 98
+    assert daemon.os_errno(raised(implicit)) == 98
+    assert daemon.os_errno(OSError("no errno at all")) is None
+
+
 def test_an_unresolvable_address_at_start_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_such_host(*args: Any, **kwargs: Any) -> Any:
         raise socket.gaierror(-2, "Name or service not known")
@@ -708,7 +747,7 @@ class RunningDaemon:
         self.write_config()
         environ = {k: v for k, v in os.environ.items()
                    if not k.startswith("_CONDOR_") and k not in ("CONDOR_CONFIG", "CONDOR_INHERIT",
-                                                                  cli.DEMO_DELAY_ENV)}
+                                                                  commands.DEMO_DELAY_ENV)}
         environ.update({"CONDOR_CONFIG": str(self.config_file), "_CONDOR_RESTD_ADDRESS": "127.0.0.1",
                         **(env or {})})
         self.stderr = open(tmp_path / "stderr", "w+")
@@ -824,7 +863,7 @@ def test_daemon_serves_reloads_on_sighup_and_logs_like_htcondor(
 @pytest.mark.slow
 def test_sigterm_completes_the_request_in_flight_then_exits_0(
         start_daemon: Callable[..., RunningDaemon]) -> None:
-    running = start_daemon({"RESTD_SHUTDOWN_TIMEOUT": "15"}, env={cli.DEMO_DELAY_ENV: "3"}).listening()
+    running = start_daemon({"RESTD_SHUTDOWN_TIMEOUT": "15"}, env={commands.DEMO_DELAY_ENV: "3"}).listening()
     answer: list[Any] = []
     request = threading.Thread(target=lambda: answer.append(running.get("/v1/jobs/DEFAULT?projection=Owner")),
                                daemon=True)
@@ -850,7 +889,7 @@ def test_sigterm_completes_the_request_in_flight_then_exits_0(
 @pytest.mark.slow
 def test_sigquit_exits_quickly_even_with_a_request_in_flight(
         start_daemon: Callable[..., RunningDaemon]) -> None:
-    running = start_daemon(env={cli.DEMO_DELAY_ENV: "60"}).listening()
+    running = start_daemon(env={commands.DEMO_DELAY_ENV: "60"}).listening()
 
     def request() -> None:
         with pytest.raises(OSError):  # the daemon goes away without answering
@@ -872,3 +911,108 @@ def test_a_bad_condor_env_value_stops_the_daemon_with_99(
     assert running.wait() == 99
     err = running.stderr_text()
     assert "RESTD_PORT" in err and "'http'" in err
+
+
+@pytest.mark.slow
+def test_tokens_with_only_the_issuers_set_give_a_running_daemon(
+        start_daemon: Callable[..., RunningDaemon]) -> None:
+    """RESTD_AUTHENTICATION = TOKEN and RESTD_TOKEN_ISSUERS, nothing else: the default
+    RESTD_CORS_ORIGINS = * stays, and the pool URLs ask for a token."""
+    running = start_daemon({"RESTD_AUTHENTICATION": "TOKEN",
+                            "RESTD_TOKEN_ISSUERS": "https://issuer.example.org"}).listening()
+    assert running.get("/healthz") == (200, {"status": "ok"})
+    status, body = running.get("/v1/jobs/DEFAULT")
+    assert status == 401 and "bearer token" in body["message"]
+    running.signal(signal.SIGTERM)
+    assert running.wait() == 0
+
+
+def run_command(args: list[str], env: dict[str, str], tmp_path: Path,
+                timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """`python -m condor_restd ...` under a CONDOR_CONFIG of its own and these _CONDOR_ variables."""
+    config_file = tmp_path / "condor_config"
+    if not config_file.exists():
+        config_file.write_text(f"LOG = {tmp_path}\n")
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("_CONDOR_") and k not in ("CONDOR_CONFIG", "CONDOR_INHERIT")}
+    environ.update({"CONDOR_CONFIG": str(config_file), **env})
+    return subprocess.run([sys.executable, "-m", "condor_restd", *args], env=environ, text=True,
+                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("env", "status", "words"), [
+    ({"_CONDOR_RESTD_LOG": "/nonexistent/restd/RestdLog"}, 44,
+     "cannot open the daemon log RESTD_LOG = '/nonexistent/restd/RestdLog': [Errno 2]"),
+    ({"_CONDOR_RESTD_ADDRESS": "192.0.2.1"}, 99,  # TEST-NET-1: no host here has it
+     "configuration error: RESTD_ADDRESS = '192.0.2.1': is not an address of this host"),
+    ({"_CONDOR_RESTD_ADDRESS": "no-such-host.invalid"}, 99,
+     "configuration error: RESTD_ADDRESS = 'no-such-host.invalid': cannot be resolved"),
+])
+def test_check_config_refuses_what_the_daemon_refuses_in_its_words(
+        tmp_path: Path, env: dict[str, str], status: int, words: str) -> None:
+    """--check-config and the daemon share one check: same message, same exit status."""
+    daemon_run = run_command(["--demo", "--port", "0"], env, tmp_path)  # as root too
+    check = run_command(["--check-config", "--demo"], env, tmp_path)
+    assert daemon_run.returncode == status, daemon_run.stderr
+    assert check.returncode == status and check.stdout == ""
+    said = [line for line in daemon_run.stderr.splitlines()
+            if words in line and line.startswith("condor_restd: ")]  # not the --demo log's lines
+    assert said and said[0] in check.stderr.splitlines(), (daemon_run.stderr, check.stderr)
+
+
+# --------------------------------------------------------------------- without HTCondor's bindings
+
+@pytest.fixture
+def no_bindings_env(tmp_path: Path) -> dict[str, str]:
+    """PYTHONPATH with stand-ins for htcondor2, htcondor, classad2 and classad whose import fails,
+    as on a host where the package was installed without its recommended bindings."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name in ("htcondor2", "htcondor", "classad2", "classad"):
+        (stubs / f"{name}.py").write_text(f'raise ModuleNotFoundError("No module named {name!r}", '
+                                          f"name={name!r})\n")
+    return {"PYTHONPATH": os.pathsep.join([str(stubs), str(Path(__file__).resolve().parent.parent)])}
+
+
+@pytest.mark.slow
+def test_without_the_bindings_help_and_version_work(tmp_path: Path,
+                                                    no_bindings_env: dict[str, str]) -> None:
+    for args in (["--help"], ["--version"]):
+        done = run_command(args, no_bindings_env, tmp_path)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done
+    done = run_command(["--version"], no_bindings_env, tmp_path)
+    assert done.stdout.startswith(f"condor_restd {__version__} (no HTCondor Python bindings: ")
+    assert "pip install htcondor" in done.stdout and done.stdout.count("\n") == 1
+    assert "--check-config" in run_command(["--help"], no_bindings_env, tmp_path).stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [[], ["--demo"], ["--check-config"]])
+def test_without_the_bindings_the_daemon_says_how_to_install_them_and_exits_99(
+        tmp_path: Path, no_bindings_env: dict[str, str], args: list[str]) -> None:
+    """99: condor_master does not restart it in a loop. One line, on stderr and in the log."""
+    log_file = tmp_path / "RestdLog"
+    log_file.write_text("")  # as root (the tests' user here), only a log that exists is written
+    done = run_command(args, {**no_bindings_env, "_CONDOR_RESTD_LOG": str(log_file)}, tmp_path)
+    assert done.returncode == 99 and done.stdout == ""
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("condor_restd: HTCondor's Python bindings cannot "
+                                                   "be imported (No module named 'htcondor2')")
+    for words in ("python3 -m pip install htcondor", "python3-condor", "python3-htcondor"):
+        assert words in lines[0]
+    logged = log_file.read_text().splitlines()
+    assert len(logged) == 1 and LOG_LINE.match(logged[0])
+    assert "ERROR: HTCondor's Python bindings cannot be imported" in logged[0]
+
+
+def test_version_is_one_line_however_narrow_the_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "30")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"condor_restd {__version__} (")
+    assert out.rstrip().endswith("compiled helper)")

@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 
+from condor_restd import condor
+from condor_restd.demo import DemoPool
 from condor_restd.errors import RestdError, Timeout, Unavailable
+from condor_restd.render import EXPOSED_HEADERS
 
 from .conftest import Client
 
@@ -306,7 +309,18 @@ def test_grouped_status_by_name_and_query(client: Client) -> None:
 def test_config_lists_every_knob(client: Client) -> None:
     config = client.get("/v1/config").json()
     assert len(config) > 1000
-    assert config["NUM_CPUS"] == 8
+    assert config["num_cpus"] == 8
+
+
+def test_config_names_are_lowercase_as_v1_had_them(client: Client) -> None:
+    """The original's own suite looks for full_hostname; values stay as the bindings give them."""
+    for params in ({}, {"daemon": "master"}):
+        config = client.get("/v1/config", params).json()
+        assert all(name == name.lower() for name in config), params
+        assert "full_hostname" in config and "FULL_HOSTNAME" not in config
+    assert client.get("/v1/config").json()["num_cpus"] == 8  # typed, as htcondor2.param gives it
+    assert client.get("/v1/config", {"daemon": "master"}).json()["num_cpus"] == "8"
+    assert client.get("/v1/config/full_hostname").json() == client.get("/v1/config/FULL_HOSTNAME").json()
 
 
 def test_config_value(client: Client) -> None:
@@ -360,6 +374,39 @@ def test_cors_header_default_and_configured(client: Client, make_client: Any) ->
     assert "access-control-allow-origin" not in none.get("/v1/status").headers
 
 
+# What a page on another origin may read without Access-Control-Expose-Headers (Fetch standard),
+# and headers no script needs.
+SAFELISTED = {"cache-control", "content-language", "content-length", "content-type", "expires",
+              "last-modified", "pragma", "vary", "date", "server"}
+
+
+def test_cors_exposes_every_header_a_dashboard_needs(make_client: Any) -> None:
+    """A dashboard on another origin follows Link, revalidates with ETag, and reads the rest."""
+    class Down(DemoPool):
+        def status(self, *args: Any) -> Any:
+            raise Unavailable("the collector is down")
+
+    answers = []
+    for settings in ({"max_jobs": 3}, {"cors_origins": ("https://dash.example.org",), "max_jobs": 3}):
+        client = make_client(**settings)
+        origin = {"Origin": "https://dash.example.org"}
+        answers += [client.get("/v1/jobs/DEFAULT", {"limit": "2", "typo": "1"}, headers=origin),
+                    client.get("/v1/jobs/DEFAULT", headers=origin),
+                    client.request("DELETE", "/v1/jobs/DEFAULT", headers=origin),
+                    make_client(Down(), **settings).get("/v1/status", headers=origin)]
+    seen = set()
+    for r in answers:
+        exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+        sent = {h for h in r.headers if not h.startswith("access-control-")} - SAFELISTED
+        assert sent <= exposed, (r, sent - exposed)
+        seen |= sent
+    assert {"etag", "link", "x-restd-truncated", "warning", "retry-after", "allow"} <= seen
+    assert {h.lower() for h in EXPOSED_HEADERS} >= {"www-authenticate"}
+    strict = make_client(cors_origins=("https://dash.example.org",))
+    r = strict.get("/v1/status", headers={"Origin": "https://evil.example.com"})
+    assert "access-control-expose-headers" not in r.headers  # nothing for an origin not allowed
+
+
 def test_head_has_headers_and_no_body(client: Client) -> None:
     get = client.get("/v1/jobs/DEFAULT")
     head = client.request("HEAD", "/v1/jobs/DEFAULT")
@@ -386,7 +433,10 @@ def test_options_answers_cors_preflight(client: Client) -> None:
 
 @pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/v1/jobs", "/v1/jobs/DEFAULT/1/0/cmd/extra",
                                   "/v1/grouped_jobs/DEFAULT", "/v1/grouped_status",
-                                  "/v1/status/a/b", "/v1/config/a/b", "/v2/jobs/DEFAULT"])
+                                  "/v1/status/a/b", "/v1/config/a/b", "/v2/jobs/DEFAULT",
+                                  "/healthz/x", "/readyz/x", "/metrics/x", "/favicon.ico/x",
+                                  "/v1/openapi.json/x", "/v1/docs/x",
+                                  "/index/x", "/v1/index/x"])
 def test_unknown_url_is_json_404(client: Client, path: str) -> None:
     r = client.get(path)
     assert r.status == 404, r
@@ -394,11 +444,31 @@ def test_unknown_url_is_json_404(client: Client, path: str) -> None:
     assert r.json()["status"] == 404
 
 
-def test_unknown_or_repeated_parameters_are_400(client: Client) -> None:
-    assert client.get("/v1/jobs/DEFAULT", {"constriant": "true"}).status == 400
-    assert client.get("/v1/jobs/DEFAULT/2/0", {"constraint": "true"}).status == 400
+def test_unknown_parameters_are_ignored_and_named_in_a_warning(client: Client) -> None:
+    """v1 clients add parameters of their own; a typo still shows, in an RFC 7234 Warning."""
+    plain = client.get("/v1/jobs/DEFAULT")
+    r = client.get("/v1/jobs/DEFAULT", {"constriant": "Owner == \"bob\"", "trackingId": "x1"})
+    assert r.status == 200 and r.body == plain.body  # the typo'd constraint did not apply
+    assert r.headers["warning"] == ('299 - "ignored unknown query parameters \'constriant\', '
+                                    "'trackingId' (this URL takes: projection, constraint, limit, "
+                                    'cursor)"')
+    assert "warning" not in plain.headers
+    r = client.get("/v1/jobs/DEFAULT/2/0", {"constraint": "true"})
+    assert r.status == 200 and "'constraint'" in r.headers["warning"]
+    assert "(this URL takes: projection)" in r.headers["warning"]
+    assert client.get("/v1/jobs/DEFAULT", {"_": "1700000000"}).headers.get("warning") is None
+    assert "warning" in client.get("/healthz", {"x": "1"}).headers
+    # on an error too, and in ASCII whatever the name (quotes and backslashes escaped)
+    r = client.get("/v1/jobs/nosuch", {'b\u00e4d"\\': "1"})
+    assert r.status == 404
+    assert r.headers["warning"].startswith('299 - "ignored unknown query parameter \'b\\\\xe4d\\"')
+    many = client.get("/v1/status", {f"p{i}": "1" for i in range(30)}).headers["warning"]
+    assert "'p19' and 10 more (this URL takes" in many and "'p20'" not in many
+
+
+def test_a_parameter_given_twice_is_400(client: Client) -> None:
     assert client.get("/v1/jobs/DEFAULT", query="projection=owner&projection=cmd").status == 400
-    assert client.get("/v1/jobs/DEFAULT", {"_": "1700000000"}).status == 200
+    assert client.get("/v1/status", query="query=any&query=startd").status == 400
 
 
 def test_trailing_slash_is_accepted(client: Client) -> None:
@@ -530,10 +600,15 @@ def test_history_since_a_job(client: Client) -> None:
 
 @pytest.mark.parametrize("params", [{"limit": "0"}, {"limit": "-1"}, {"limit": "ten"}, {"cursor": "garbage"},
                                     {"cursor": "eyJ2IjoxLCJzIjoiaGlzdG9yeSIsInQiOjEsIm4iOjB9"},
-                                    {"since": "13"}, {"since": "x"}])
+                                    ])
 def test_bad_page_parameters_are_400(client: Client, params: dict[str, str]) -> None:
     r = client.get("/v1/jobs/DEFAULT", params)  # the cursor above is a history cursor
     assert r.status == 400, r
+
+
+def test_since_on_the_queue_is_ignored_with_a_warning(client: Client) -> None:
+    r = client.get("/v1/jobs/DEFAULT", {"since": "13"})
+    assert r.status == 200 and "'since'" in r.headers["warning"]
 
 
 def test_bad_since_on_history_is_400(client: Client) -> None:
@@ -998,3 +1073,83 @@ def test_big_answers_over_a_real_server(pool: Any, small_batches: None) -> None:
     finally:
         listener.server.stop()
         app.queries.close()
+
+
+# ------------------------------------------------------------------------ read your writes
+
+class GrowingPool(DemoPool):
+    """The demo pool, counting queue queries; submit() adds a job as a schedd would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries = 0
+
+    def jobs(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries += 1
+        return super().jobs(*args, **kwargs)
+
+    def submit(self) -> None:
+        ad = condor.parse_ads(self.queues["vm"][0].printOld())[0]
+        ad["ClusterId"] = 99
+        ad["ProcId"] = 0
+        self.queues["vm"].insert(0, ad)
+
+
+@pytest.mark.parametrize("header", [{"Cache-Control": "no-cache"}, {"Pragma": "no-cache"},
+                                    {"Cache-Control": "max-age=0, No-Cache"}])
+def test_no_cache_from_the_client_asks_the_pool_afresh(make_client: Any,
+                                                       header: dict[str, str]) -> None:
+    """A client that submits a job and asks at once sees it, whatever RESTD_CACHE_TTL is."""
+    pool = GrowingPool()
+    client = make_client(pool, cache_ttl=60, isolate=False)  # the job is submitted here
+    ids = lambda r: [job["jobid"] for job in r.json()]  # noqa: E731
+    before = client.get("/v1/jobs/DEFAULT", {"projection": "Owner"})
+    pool.submit()
+    assert ids(client.get("/v1/jobs/DEFAULT", {"projection": "Owner"})) == ids(before)  # kept
+    assert pool.queries == 1
+    fresh = client.get("/v1/jobs/DEFAULT", {"projection": "Owner"}, headers=header)
+    assert "99.0" in ids(fresh) and pool.queries == 2
+    # what it fetched is kept for the others
+    assert "99.0" in ids(client.get("/v1/jobs/DEFAULT", {"projection": "Owner"}))
+    assert pool.queries == 2
+    assert client.get("/v1/jobs/DEFAULT/99/0", headers=header).status == 200
+
+
+# ------------------------------------------------------------------------ under a path prefix
+
+def next_link(r: Any) -> str:
+    return str(r.headers["link"]).split(">")[0].lstrip("<")
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [
+    ("/restd", "/restd"), ("/htcondor/restd/", "/htcondor/restd"), ("/a_b-c.d~e", "/a_b-c.d~e"),
+    ("", ""), ("/", ""),
+    # not a sane path: ignored
+    ("//evil.example.com", ""), ("/a/../b", ""), ("/a/./b", ""), ("restd", ""),
+    ("https://evil.example.com/x", ""), ("/a b", ""), ("/a?b=c", ""), ("/a,/b", ""), ("/a//b", ""),
+    ("/" + "x" * 300, ""),
+])
+def test_links_honour_a_sane_forwarded_prefix(client: Client, prefix: str, expected: str) -> None:
+    """A proxy that mounts the API under a path says so; Link headers then lead back through it."""
+    r = client.get("/v1/jobs/DEFAULT", {"limit": "2"}, headers={"X-Forwarded-Prefix": prefix})
+    assert r.status == 200
+    link = next_link(r)
+    assert link.startswith(expected + "/v1/jobs/DEFAULT?"), link
+    path, _, query = link[len(expected):].partition("?")
+    follow = client.get(path, query=query)
+    assert follow.status == 200 and "link" in follow.headers
+
+
+def test_links_and_the_openapi_servers_follow_the_wsgi_mount_point(client: Client) -> None:
+    mounted = {"SCRIPT_NAME": "/restd"}
+    r = client.get("/v1/jobs/DEFAULT", {"limit": "2"}, environ=mounted)
+    assert r.status == 200 and next_link(r).startswith("/restd/v1/jobs/DEFAULT?")
+    r = client.get("/v1/jobs/DEFAULT", {"limit": "2"}, environ=mounted,
+                   headers={"X-Forwarded-Prefix": "/pool"})
+    assert next_link(r).startswith("/pool/restd/v1/jobs/DEFAULT?")
+    document = client.get("/v1/openapi.json", environ=mounted).json()
+    assert [s["url"] for s in document["servers"]] == ["/restd"]
+    document = client.get("/v1/openapi.yaml", headers={"X-Forwarded-Prefix": "/p"})
+    assert "servers:\n- url: /p\n" in document.text
+    assert "servers" not in client.get("/v1/openapi.json").json()  # at the root: the default "/"
+    assert client.get("/v1/status", environ=mounted).status == 200
