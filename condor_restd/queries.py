@@ -636,27 +636,9 @@ class Queries:
         return "ok"
 
     def summary(self, who: Identity | None = None) -> dict[str, Any]:
-        """A short overview of the pool: schedds, slots by state, jobs by status."""
-        if self._job_scope(who):
-            raise Forbidden("the pool overview counts every user's jobs")
-        schedds = self._call("collector", self.backend.status, "schedd", "true", ["Name", "MyType"])
-        slots = self._call("collector", self.backend.status, "startd", "true",
-                           ["Name", "MyType", "State"])
-        names = sorted(str(condor.value_of(ad, "Name")) for ad in schedds)
-        jobs: dict[str, dict[str, int]] = {}
-        for name in names:
-            ads = self._call("schedd", self.backend.jobs, name, "true", ["ClusterId", "ProcId",
-                                                                        "JobStatus"], -1)
-            counts: dict[str, int] = {}
-            for ad in ads:
-                status = JOB_STATUS.get(condor.value_of(ad, "JobStatus"), "unknown")
-                counts[status] = counts.get(status, 0) + 1
-            jobs[name] = counts
-        states: dict[str, int] = {}
-        for ad in slots:
-            state = str(condor.value_of(ad, "State") or "Unknown")
-            states[state] = states.get(state, 0) + 1
-        return {"schedds": names, "slots": states, "jobs": jobs}
+        """The pool overview of /v1/summary, counted from collector ads (overview.py)."""
+        from .overview import Overview  # builds on this class: imported when first used
+        return Overview(self).summary(who)
 
 
 def _job_sort_key(ad: Ad) -> tuple[int, int]:

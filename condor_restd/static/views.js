@@ -1,0 +1,411 @@
+/* condor_restd pool dashboard: the views (overview, jobs, held jobs, machines, completions, one
+ * job). Each view is a function (path parts, query parameters, element) -> {title, load(first)};
+ * load() asks the API and draws only when an answer changed (a 304 leaves the page as it is).
+ * Copyright the condor_restd authors. Licensed under the Apache License, Version 2.0
+ * (SPDX-License-Identifier: Apache-2.0), as the rest of condor_restd: see LICENSE. */
+"use strict";
+
+(function () {
+  const R = window.CondorRestd = window.CondorRestd || {};
+  const V = R.views = R.views || {};
+  const h = (...args) => R.h(...args);
+  const STATUS = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held",
+                  6: "transferring output", 7: "suspended"};
+  const CODES = {idle: 1, running: 2, removed: 3, completed: 4, held: 5, transferring_output: 6, suspended: 7};
+  const JOB_ATTRS = "ClusterId,ProcId,Owner,User,JobStatus,QDate,RequestCpus,RequestMemory,RemoteHost," +
+                    "HoldReason,JobBatchName";
+  const DONE_ATTRS = "ClusterId,ProcId,Owner,JobStatus,ExitCode,ExitBySignal,ExitSignal,CompletionDate," +
+                     "EnteredCurrentStatus,RemoteWallClockTime";
+  const COUNTS = ["idle", "running", "held", "removed", "total"];
+
+  /** The job constraint for an owner: user@domain is a User (or an accounting group), else an Owner. */
+  function ownerClause(owner) {
+    if (!owner) return null;
+    const at = owner.lastIndexOf("@");
+    if (at < 0) return "Owner =?= " + JSON.stringify(owner);
+    const local = owner.slice(0, at);
+    return local.includes(".") ? "AccountingGroup =?= " + JSON.stringify(local) : "User =?= " + JSON.stringify(owner);
+  }
+
+  function jobsHash(params) {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) if (value) query.set(key, value);
+    return "#/jobs?" + query.toString();
+  }
+
+  function table(caption, columns, rows, foot) {
+    return h("div", {class: "scroll"}, h("table", {},
+      h("caption", {}, caption),
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", {scope: "col", class: c.n ? "n" : null}, c.label || c)))),
+      h("tbody", {}, rows), foot ? h("tfoot", {}, foot) : null));
+  }
+
+  function statusCell(code) {
+    const word = STATUS[code] || "unknown (" + code + ")";
+    return h("td", {class: "status-" + word.split(" ")[0]}, word);
+  }
+
+  function jobLink(schedd, jobid, source) {
+    return h("a", {href: "#/job/" + R.enc(schedd) + "/" + jobid + (source === "history" ? "?source=history" : "")}, jobid);
+  }
+
+  function schedds() {
+    return ((R.state.summary || {}).jobs || {}).schedds || [];
+  }
+
+  function scheddSelect(id, current, onchange) {
+    const names = schedds().map((s) => s.name);
+    return h("label", {for: id}, "Schedd", h("select", {id, name: "schedd", onchange},
+      names.map((n) => h("option", {value: n, selected: n === current}, n))));
+  }
+
+  // ------------------------------------------------------------------------------ overview
+
+  function bar(used, total) {
+    const share = total > 0 ? Math.min(100, Math.round(100 * used / total)) : 0;
+    return h("span", {class: "bar", role: "img", "aria-label": share + "% in use"}, h("span", {style: "width:" + share + "%"}));
+  }
+
+  function countCell(value, params, status) {
+    if (value === null || value === undefined) return h("td", {class: "n muted"}, "–");
+    const query = Object.assign({}, params, {status: status === "total" ? "" : status});
+    return h("td", {class: "n", "data-status": status}, h("a", {href: jobsHash(query)}, value));
+  }
+
+  function countsTable(jobs, scope) {
+    const body = [];
+    for (const s of jobs.schedds) {
+      const updated = s.updated ? "updated " + R.ago(R.now() - s.updated) + " ago" : "";
+      const rows = [h("tr", {class: "schedd", "data-schedd": s.name},
+        h("th", {scope: "row"}, s.name, updated ? h("span", {class: "muted"}, " (" + updated + ")") : null),
+        COUNTS.map((c) => countCell(s[c], {schedd: s.name}, c)))];
+      for (const o of s.owners) {
+        const total = o.idle + o.running + o.held;
+        rows.push(h("tr", {class: "owner", "data-schedd": s.name, "data-owner": o.owner},
+          h("th", {scope: "row"}, o.owner),
+          ["idle", "running", "held"].map((c) => countCell(o[c], {schedd: s.name, owner: o.owner}, c)),
+          h("td", {class: "n muted"}, "–"), countCell(total, {schedd: s.name, owner: o.owner}, "total")));
+      }
+      body.push(h("tbody", {"data-schedd": s.name}, rows));
+    }
+    const t = jobs.totals || {};
+    const caption = scope === "own" ? "Your jobs by schedd" : "Jobs by schedd and owner";
+    return h("div", {class: "scroll"}, h("table", {id: "counts"}, h("caption", {}, caption),
+      h("thead", {}, h("tr", {}, h("th", {scope: "col"}, "schedd / owner"),
+        COUNTS.map((c) => h("th", {scope: "col", class: "n"}, c)))), body,
+      h("tfoot", {}, h("tr", {}, h("th", {scope: "row"}, "pool"),
+        COUNTS.map((c) => h("td", {class: "n"}, t[c] === null || t[c] === undefined ? "–" : t[c]))))));
+  }
+
+  function resources(summary) {
+    const res = summary.resources || {};
+    const names = {cpus: "cores", memory: "memory (MB)", gpus: "GPUs"};
+    const rows = Object.entries(names).map(([key, label]) => {
+      const r = res[key] || {used: 0, total: 0, partitionable_free: 0};
+      return h("tr", {"data-resource": key}, h("th", {scope: "row"}, label),
+        h("td", {class: "n", "data-kind": "used"}, r.used, bar(r.used, r.total)),
+        h("td", {class: "n", "data-kind": "total"}, r.total),
+        h("td", {class: "n", "data-kind": "partitionable_free"}, r.partitionable_free));
+    });
+    const slots = summary.slots || {by_state: {}, total: 0};
+    const states = Object.keys(slots.by_state);
+    return [
+      h("div", {class: "scroll"}, h("table", {id: "resources"},
+        h("caption", {}, "Resources (from the startds' slot ads)"),
+        h("thead", {}, h("tr", {}, ["resource", "in use", "total", "left in partitionable slots"].map(
+          (c, i) => h("th", {scope: "col", class: i ? "n" : null}, c)))), h("tbody", {}, rows))),
+      h("div", {class: "scroll"}, h("table", {id: "slots"},
+        h("caption", {}, "Slots by state, as condor_status -total counts them"),
+        h("thead", {}, h("tr", {}, states.map((s) => h("th", {scope: "col"}, s)), h("th", {scope: "col"}, "total"))),
+        h("tbody", {}, h("tr", {}, states.map((s) => h("td", {class: "n", "data-state": s}, slots.by_state[s])),
+          h("td", {class: "n"}, slots.total))))),
+      slots.partitionable ? h("p", {class: "note"}, slots.partitionable + " of these are partitionable slots: each " +
+        "counts as one slot, Unclaimed while it has resources left to hand out; the resources table says what they have left.")
+        : null];
+  }
+
+  V[""] = function overview(parts, params, el) {
+    return {title: "Overview", async load() {
+      const answer = await R.summary();
+      if (!answer.fresh && el.dataset.drawn) return;
+      const s = answer.data;
+      el.dataset.drawn = "true";
+      R.fill(el, h("h2", {id: "summary-title"}, s.scope === "own" ? "Your jobs" : "Jobs"),
+        countsTable(s.jobs, s.scope),
+        h("h2", {}, "Machines"), resources(s),
+        h("p", {}, h("a", {href: "#/machines"}, "Every machine (" + (s.machines || []).length + ")")),
+        h("p", {class: "note"}, "Counts come from the ads schedds and startds send the collector every few " +
+          "minutes, so they can be that old; each count links to the job list behind it."),
+        R.raw(["", "/v1/summary"]));
+    }};
+  };
+
+  // ---------------------------------------------------------------------------------- jobs
+
+  const JOB_COLUMNS = [
+    {key: "id", label: "job id", get: (j) => j.jobid, sort: (j) => j.jobid.split(".").map(Number)},
+    {key: "owner", label: "owner", get: (j) => j.classad.owner},
+    {key: "status", label: "status", get: (j) => j.classad.jobstatus},
+    {key: "age", label: "age", n: true, get: (j) => j.classad.qdate, sort: (j) => -(j.classad.qdate || 0)},
+    {key: "cpus", label: "CPUs", n: true, get: (j) => j.classad.requestcpus},
+    {key: "memory", label: "memory (MB)", n: true, get: (j) => j.classad.requestmemory},
+    {key: "host", label: "remote host", get: (j) => j.classad.remotehost},
+    {key: "hold", label: "hold reason", get: (j) => j.classad.holdreason},
+    {key: "batch", label: "batch", get: (j) => j.classad.jobbatchname},
+  ];
+
+  function compare(a, b) {
+    if (Array.isArray(a)) {
+      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+      return 0;
+    }
+    if (a === undefined || a === null) return 1;
+    if (b === undefined || b === null) return -1;
+    return typeof a === "number" && typeof b === "number" ? a - b : String(a).localeCompare(String(b));
+  }
+
+  function jobRow(schedd, job) {
+    const c = job.classad;
+    const number = (v) => h("td", {class: "n"}, typeof v === "number" ? v : "–");
+    return h("tr", {"data-jobid": job.jobid}, h("th", {scope: "row"}, jobLink(schedd, job.jobid)),
+      h("td", {}, c.owner || "–"), statusCell(c.jobstatus),
+      h("td", {class: "n"}, c.qdate ? R.ago(R.now() - c.qdate) : "–"), number(c.requestcpus),
+      number(c.requestmemory), h("td", {}, c.remotehost || ""), h("td", {class: "wrap"}, c.holdreason || ""),
+      h("td", {}, c.jobbatchname || ""));
+  }
+
+  V.jobs = function jobs(parts, params, el) {
+    const v = {schedd: params.get("schedd") || "", owner: params.get("owner") || "",
+               status: params.get("status") || "", constraint: params.get("constraint") || "",
+               limit: Number(params.get("limit")) || 50, pages: [], sort: null, descending: false,
+               rows: null, answer: null};
+    const filters = h("div", {});
+    const result = h("div", {id: "job-results", "aria-live": "polite"});
+    R.fill(el, h("h2", {}, "Jobs"), filters, result);
+
+    function first() {
+      const clauses = [ownerClause(v.owner), CODES[v.status] ? "JobStatus == " + CODES[v.status] : null,
+                       v.constraint.trim() ? "(" + v.constraint.trim() + ")" : null].filter(Boolean);
+      const query = new URLSearchParams({projection: JOB_ATTRS, limit: String(v.limit)});
+      if (clauses.length) query.set("constraint", clauses.join(" && "));
+      return "/v1/jobs/" + R.enc(v.schedd) + "?" + query.toString();
+    }
+
+    function form() {
+      const error = h("p", {id: "constraint-error", class: "error", role: "alert", hidden: true});
+      const constraint = h("input", {id: "constraint", name: "constraint", value: v.constraint, size: 40,
+                                     "aria-describedby": "constraint-hint constraint-error",
+                                     placeholder: 'RequestMemory > 4096'});
+      const f = h("form", {class: "filters", id: "job-filters", onsubmit: (event) => {
+        event.preventDefault();
+        const data = new FormData(f);
+        const next = {schedd: data.get("schedd"), owner: data.get("owner").trim(), status: data.get("status"),
+                      constraint: data.get("constraint").trim(), limit: data.get("limit")};
+        history.replaceState(null, "", jobsHash(next));
+        Object.assign(v, next, {limit: Number(next.limit), pages: []});
+        R.refresh(true);
+      }},
+      scheddSelect("schedd", v.schedd),
+      h("label", {for: "owner"}, "Owner", h("input", {id: "owner", name: "owner", value: v.owner, size: 16,
+                                                      placeholder: "alice or alice@domain"})),
+      h("label", {for: "status"}, "Status", h("select", {id: "status", name: "status"},
+        h("option", {value: ""}, "any"), Object.keys(CODES).map((s) => h("option", {value: s, selected: s === v.status},
+          s.replace("_", " "))))),
+      h("label", {for: "constraint", class: "wide"}, "Constraint ",
+        h("span", {class: "hint", id: "constraint-hint"}, "(a ClassAd expression)"), constraint),
+      h("label", {for: "limit"}, "Per page", h("select", {id: "limit", name: "limit"},
+        [25, 50, 100, 200].map((n) => h("option", {value: n, selected: n === v.limit}, n)))),
+      h("button", {type: "submit"}, "Show"));
+      R.fill(filters, f, error);
+    }
+
+    function draw() {
+      const answer = v.answer;
+      let rows = answer.data.slice();
+      const column = JOB_COLUMNS.find((c) => c.key === v.sort);
+      if (column) {
+        const key = column.sort || column.get;
+        rows.sort((a, b) => compare(key(a), key(b)) * (v.descending ? -1 : 1));
+      }
+      const head = h("tr", {}, JOB_COLUMNS.map((c) => h("th", {scope: "col", class: c.n ? "n" : null,
+        "aria-sort": c.key === v.sort ? (v.descending ? "descending" : "ascending") : null},
+        h("button", {type: "button", class: "sort", onclick: () => {
+          v.descending = v.sort === c.key ? !v.descending : false;
+          v.sort = c.key;
+          draw();
+          R.$('#jobs-table th[aria-sort] button').focus();
+        }}, c.label))));
+      const page = v.pages.length + 1;
+      const pager = h("div", {class: "pager"},
+        h("button", {type: "button", id: "first-page", disabled: !v.pages.length, onclick: () => {
+          v.pages = []; R.refresh(true); }}, "First page"),
+        h("button", {type: "button", id: "previous-page", disabled: !v.pages.length, onclick: () => {
+          v.pages.pop(); R.refresh(true); }}, "Previous page"),
+        h("button", {type: "button", id: "next-page", disabled: !answer.next, onclick: () => {
+          v.pages.push(answer.next); R.refresh(true); }}, "Next page"),
+        h("span", {id: "page-status"}, "page " + page + ", " + rows.length + " job" + (rows.length === 1 ? "" : "s") +
+          (answer.next ? ", more follow" : "")));
+      R.fill(result, pager,
+        h("div", {class: "scroll"}, h("table", {id: "jobs-table"},
+          h("caption", {}, "Jobs in " + v.schedd + " (sorting orders this page)"),
+          h("thead", {}, head), h("tbody", {}, rows.map((j) => jobRow(v.schedd, j))))),
+        rows.length ? null : h("p", {class: "muted", id: "no-jobs"}, "No job matches."),
+        R.raw(["", v.pages.length ? v.pages[v.pages.length - 1] : first()]));
+    }
+
+    return {title: "Jobs", async load(initial) {
+      const summary = await R.summary();
+      if (!v.schedd) v.schedd = (schedds()[0] || {}).name || "DEFAULT";
+      if (initial || summary.fresh) form();
+      const answer = await R.api(v.pages.length ? v.pages[v.pages.length - 1] : first());
+      if (!answer.fresh && !initial && v.answer) return;
+      v.answer = answer;
+      R.$("#constraint-error").hidden = true;
+      R.$("#constraint").removeAttribute("aria-invalid");
+      draw();
+    }, failed(error) {
+      if (error.status !== 400) return false;
+      const box = R.$("#constraint-error");
+      box.textContent = error.message;
+      box.hidden = false;
+      R.$("#constraint").setAttribute("aria-invalid", "true");
+      R.fill(result);
+      return true;
+    }};
+  };
+
+  // ------------------------------------------------------------------------------ held jobs
+
+  V.held = function held(parts, params, el) {
+    return {title: "Held jobs", async load(initial) {
+      await R.summary();
+      const names = schedds().filter((s) => s.held).map((s) => s.name);
+      const urls = names.map((n) => "/v1/grouped_jobs/" + R.enc(n) + "/HoldReason?" + new URLSearchParams(
+        {constraint: "JobStatus == 5", projection: "Owner,HoldReasonCode"}).toString());
+      const answers = await Promise.all(urls.map((u) => R.api(u)));
+      if (!initial && !answers.some((a) => a.fresh) && el.dataset.drawn === names.join(",")) return;
+      el.dataset.drawn = names.join(",");
+      const groups = [];
+      answers.forEach((answer, i) => {
+        for (const [reason, jobs] of Object.entries(answer.data)) groups.push({schedd: names[i], reason, jobs});
+      });
+      groups.sort((a, b) => b.jobs.length - a.jobs.length || a.reason.localeCompare(b.reason));
+      const rows = groups.map((g) => {
+        const owners = [...new Set(g.jobs.map((j) => j.classad.owner))].sort();
+        const link = jobsHash({schedd: g.schedd, status: "held", constraint: "HoldReason =?= " + JSON.stringify(g.reason)});
+        return h("tr", {}, h("th", {scope: "row", class: "wrap"}, g.reason), h("td", {}, g.schedd),
+          h("td", {class: "n"}, h("a", {href: link}, g.jobs.length)), h("td", {}, owners.join(", ")),
+          h("td", {class: "wrap"}, g.jobs.slice(0, 5).map((j, k) => [k ? ", " : "", jobLink(g.schedd, j.jobid)]),
+            g.jobs.length > 5 ? ", …" : ""));
+      });
+      R.fill(el, h("h2", {}, "Held jobs by hold reason"),
+        rows.length ? table("Held jobs, grouped by their HoldReason",
+          ["hold reason", "schedd", {label: "jobs", n: true}, "owners", "jobs held"], rows)
+          : h("p", {class: "muted", id: "no-held"}, "No job is held."),
+        R.raw(...urls.map((u, i) => [names[i], u])));
+    }};
+  };
+
+  // ------------------------------------------------------------------------------- machines
+
+  V.machines = function machines(parts, params, el) {
+    return {title: "Machines", async load(initial) {
+      const answer = await R.summary();
+      if (!answer.fresh && !initial) return;
+      const s = answer.data;
+      const free = (m) => m.partitionable ? m.cpus.partitionable_free + " cores, " + m.memory.partitionable_free +
+        " MB, " + m.gpus.partitionable_free + " GPUs" : "–";
+      const rows = (s.machines || []).map((m) => h("tr", {"data-machine": m.machine},
+        h("th", {scope: "row"}, m.machine), h("td", {class: "n"}, m.slots),
+        h("td", {class: "n"}, m.cpus.used + " / " + m.cpus.total, bar(m.cpus.used, m.cpus.total)),
+        h("td", {class: "n"}, m.memory.used + " / " + m.memory.total, bar(m.memory.used, m.memory.total)),
+        h("td", {class: "n"}, m.gpus.used + " / " + m.gpus.total), h("td", {class: "n"}, free(m)),
+        h("td", {}, Object.entries(m.states).map(([k, n]) => k + " " + n).join(", "))));
+      const r = s.resources;
+      const foot = h("tr", {}, h("th", {scope: "row"}, "pool"), h("td", {class: "n"}, s.slots.total),
+        h("td", {class: "n"}, r.cpus.used + " / " + r.cpus.total), h("td", {class: "n"}, r.memory.used + " / " + r.memory.total),
+        h("td", {class: "n"}, r.gpus.used + " / " + r.gpus.total), h("td", {class: "n"}, free(Object.assign({partitionable: s.slots.partitionable}, r))),
+        h("td", {}, ""));
+      R.fill(el, h("h2", {}, "Machines"),
+        h("div", {class: "scroll"}, h("table", {id: "machines-table"}, h("caption", {}, "Cores, memory and GPUs used against the total"),
+          h("thead", {}, h("tr", {}, ["machine", "slots", "cores used / total", "memory MB used / total", "GPUs used / total",
+            "left in partitionable slots", "slots by state"].map((c, i) => h("th", {scope: "col", class: i && i < 6 ? "n" : null}, c)))),
+          h("tbody", {}, rows), h("tfoot", {}, foot))),
+        h("p", {class: "note"}, "Used: resources of claimed slots. A partitionable slot hands out its resources " +
+          "to dynamic slots; what it still has is in the last but one column."),
+        R.raw(["summary", "/v1/summary"], ["slots", "/v1/status?query=startd&projection=Machine,State,SlotType," +
+          "Cpus,Memory,GPUs,TotalSlotCpus,TotalSlotMemory,TotalSlotGPUs"]));
+    }};
+  };
+
+  // ----------------------------------------------------------------------------- completions
+
+  V.history = function completions(parts, params, el) {
+    const v = {schedd: params.get("schedd") || "", rows: [], newest: null};
+    const MAX_ROWS = 200;
+    const box = h("div", {id: "history-results", "aria-live": "polite"});
+    const url = (since) => "/v1/history/" + R.enc(v.schedd) + "?" + new URLSearchParams(
+      since ? {projection: DONE_ATTRS, since, limit: "50"} : {projection: DONE_ATTRS, limit: "50"}).toString();
+
+    function draw() {
+      const rows = v.rows.map((j) => {
+        const c = j.classad;
+        const exit = c.exitbysignal ? "signal " + c.exitsignal : c.exitcode === undefined || c.exitcode === null ? "–" : c.exitcode;
+        const when = c.completiondate || c.enteredcurrentstatus;
+        return h("tr", {"data-jobid": j.jobid}, h("th", {scope: "row"}, jobLink(v.schedd, j.jobid, "history")),
+          h("td", {}, c.owner || "–"), statusCell(c.jobstatus),
+          h("td", {class: "n" + (exit !== 0 && exit !== "–" ? " error" : "")}, exit),
+          h("td", {class: "n"}, when ? R.ago(R.now() - when) + " ago" : "–"),
+          h("td", {class: "n"}, R.ago(c.remotewallclocktime)));
+      });
+      R.fill(box, rows.length ? table("Jobs that left " + v.schedd + "'s queue, newest first",
+        ["job id", "owner", "status", {label: "exit code", n: true}, {label: "finished", n: true},
+         {label: "wall time", n: true}], rows) : h("p", {class: "muted"}, "No job has left this queue."),
+        R.raw(["", url(null)]));
+    }
+
+    return {title: "Completions", async load(initial) {
+      await R.summary();
+      if (!v.schedd) v.schedd = (schedds()[0] || {}).name || "DEFAULT";
+      if (initial) {
+        R.fill(el, h("h2", {}, "Recent completions"), h("form", {class: "filters", onsubmit: (e) => e.preventDefault()},
+          scheddSelect("history-schedd", v.schedd, (event) => R.go("#/history?schedd=" + R.enc(event.target.value)))),
+          h("p", {class: "note"}, "Polling asks only for the jobs newer than the newest shown (since=)."), box);
+      }
+      const answer = await R.api(url(initial ? null : v.newest));
+      if (!answer.fresh && !initial) return;
+      if (initial) v.rows = answer.data; else if (answer.data.length) v.rows = answer.data.concat(v.rows).slice(0, MAX_ROWS);
+      else return;
+      v.newest = v.rows.length ? v.rows[0].jobid : null;
+      draw();
+    }};
+  };
+
+  // ---------------------------------------------------------------------------------- a job
+
+  V.job = function job(parts, params, el) {
+    const schedd = parts[0] || "DEFAULT";
+    const id = /^[0-9]+\.[0-9]+$/.test(parts[1] || "") ? parts[1] : "0.0";
+    let source = params.get("source") === "history" ? "history" : "jobs";
+    const url = () => "/v1/" + source + "/" + R.enc(schedd) + "/" + id.replace(".", "/");
+    return {title: "Job " + id, async load(initial) {
+      let answer;
+      try {
+        answer = await R.api(url());
+      } catch (error) {
+        if (error.status !== 404 || source === "history") throw error;
+        source = "history";  // it left the queue
+        answer = await R.api(url());
+      }
+      if (!answer.fresh && !initial) return;
+      const ad = answer.data.classad;
+      const rows = Object.keys(ad).sort().map((k) => h("tr", {}, h("th", {scope: "row"}, k),
+        h("td", {class: "value"}, typeof ad[k] === "string" ? ad[k] : JSON.stringify(ad[k]))));
+      const status = STATUS[ad.jobstatus] || "";
+      R.fill(el, h("h2", {}, "Job " + id + " on " + schedd + (status ? " (" + status + ")" : "")),
+        h("p", {}, source === "history" ? "From the schedd's history. " : "In the queue. ",
+          h("a", {href: jobsHash({schedd})}, "Back to the jobs of " + schedd)),
+        R.raw(["", url()]), table("Every attribute of job " + id, ["attribute", "value"], rows));
+    }};
+  };
+}());
