@@ -177,8 +177,8 @@
   V.jobs = function jobs(parts, params, el) {
     const v = {schedd: params.get("schedd") || "", owner: params.get("owner") || "",
                status: params.get("status") || "", constraint: params.get("constraint") || "",
-               limit: Number(params.get("limit")) || 50, pages: [], sort: null, descending: false,
-               rows: null, answer: null};
+               limit: Math.min(1000, Math.max(1, Number(params.get("limit")) || 50)), pages: [], sort: null, descending: false,
+               rows: null, answer: null, names: null};
     const filters = h("div", {});
     const result = h("div", {id: "job-results", "aria-live": "polite"});
     R.fill(el, h("h2", {}, "Jobs"), filters, result);
@@ -214,7 +214,8 @@
       h("label", {for: "constraint", class: "wide"}, "Constraint ",
         h("span", {class: "hint", id: "constraint-hint"}, "(a ClassAd expression)"), constraint),
       h("label", {for: "limit"}, "Per page", h("select", {id: "limit", name: "limit"},
-        [25, 50, 100, 200].map((n) => h("option", {value: n, selected: n === v.limit}, n)))),
+        [...new Set([25, 50, 100, 200, v.limit])].sort((a, b) => a - b).map(
+          (n) => h("option", {value: n, selected: n === v.limit}, n)))),
       h("button", {type: "submit"}, "Show"));
       R.fill(filters, f, error);
     }
@@ -254,9 +255,11 @@
     }
 
     return {title: "Jobs", async load(initial) {
-      const summary = await R.summary();
+      await R.summary();
       if (!v.schedd) v.schedd = (schedds()[0] || {}).name || "DEFAULT";
-      if (initial || summary.fresh) form();
+      const names = schedds().map((s) => s.name).join("\n");
+      if (!R.$("#job-filters") || names !== v.names) form();  // kept while the user types
+      v.names = names;
       const answer = await R.api(v.pages.length ? v.pages[v.pages.length - 1] : first());
       if (!answer.fresh && !initial && v.answer) return;
       v.answer = answer;
