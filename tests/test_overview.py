@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable
 
 import classad2
@@ -244,3 +246,18 @@ def test_a_flocked_submitter_gets_a_row_but_no_probe(make_client: Callable[..., 
     samples = scrape(client)
     assert pool_jobs(samples, schedd="far-schedd") == 2
     assert ("condor_restd_pool_schedd_up", (("schedd", "far-schedd"),)) not in samples
+
+
+def test_the_example_grafana_board_uses_only_exported_metrics(client: Client) -> None:
+    board = json.loads((Path(__file__).parent.parent / "docs" / "grafana-dashboard.json").read_text())
+    client.get("/v1/jobs/DEFAULT/99/0")  # an upstream error, so that its counter exists too
+    client.get("/v1/jobs/nosuch")
+    exported = {family.name for family in text_string_to_metric_families(client.get("/metrics").text)}
+    exported |= {f"{name}_total" for name in exported} | {f"{name}_bucket" for name in exported}
+    exprs = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\b(condor_restd_[a-z_]+)\b", expr)}
+    assert len(board["panels"]) >= 10 and {p["id"] for p in board["panels"]} == set(range(1, len(board["panels"]) + 1))
+    assert used and used <= exported, used - exported
+    assert {"condor_restd_pool_jobs", "condor_restd_pool_schedd_jobs", "condor_restd_pool_slots",
+            "condor_restd_pool_schedd_up", "condor_restd_pool_collector_up"} <= used
+    assert all(p["datasource"]["uid"] == "${datasource}" for p in board["panels"])
