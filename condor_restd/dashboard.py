@@ -65,11 +65,15 @@ def jobs_url(schedd: str, constraint: str | None = None, status: str | None = No
     return _url(f"/v1/jobs/{schedd}", params)
 
 
+def _opt(status: str, cls: str) -> str:
+    return f"{cls} opt" if status == "removed" else cls  # a column a phone leaves out
+
+
 def _count(value: Any, schedd: str, constraint: str | None, status: str) -> str:
     if value is None:
-        return f'<td class="n muted">{NONE}</td>'
+        return f'<td class="{_opt(status, "n muted")}">{NONE}</td>'
     link = _a(jobs_url(schedd, constraint, status if status != "total" else None), value)
-    return f'<td class="n" data-status="{_e(status)}">{link}</td>'
+    return f'<td class="{_opt(status, "n")}" data-status="{_e(status)}">{link}</td>'
 
 
 def _jobs_table(jobs: Mapping[str, Any]) -> list[str]:
@@ -79,7 +83,7 @@ def _jobs_table(jobs: Mapping[str, Any]) -> list[str]:
     out = ['<div class="scroll"><table id="counts"><caption>Jobs by schedd and owner '
            '(from the collector\'s Scheduler and Submitter ads)</caption><thead><tr>'
            '<th scope="col">schedd / owner</th>'
-           + "".join(f'<th scope="col" class="n">{c}</th>' for c in COUNTS) + "</tr></thead>"]
+           + "".join(f'<th scope="col" class="{_opt(c, "n")}">{c}</th>' for c in COUNTS) + "</tr></thead>"]
     for row in schedds:
         name = str(row["name"])
         out.append(f'<tbody data-schedd="{_e(name)}"><tr class="schedd" data-schedd="{_e(name)}">'
@@ -90,12 +94,13 @@ def _jobs_table(jobs: Mapping[str, Any]) -> list[str]:
             total = sum(owner[c] for c in COUNTS[:3])
             out.append(f'<tr class="owner" data-schedd="{_e(name)}" data-owner="{_e(owner["owner"])}">'
                        f'<th scope="row">{_e(owner["owner"])}</th>{cells}'
-                       f'<td class="n muted">{NONE}</td>'
+                       f'<td class="n muted opt">{NONE}</td>'
                        f'{_count(total, name, owner["constraint"], "total")}</tr>')
         out.append("</tbody>")
     totals = jobs.get("totals", {})
     out.append('<tfoot><tr><th scope="row">pool</th>' + "".join(
-        f'<td class="n">{_e(totals[c]) if totals.get(c) is not None else NONE}</td>' for c in COUNTS)
+        f'<td class="{_opt(c, "n")}">{_e(totals[c]) if totals.get(c) is not None else NONE}</td>'
+        for c in COUNTS)
         + "</tr></tfoot></table></div>")
     return out
 

@@ -66,10 +66,13 @@
     return h("span", {class: "bar", role: "img", "aria-label": share + "% in use"}, h("span", {style: "width:" + share + "%"}));
   }
 
+  const OPTIONAL = new Set(["removed"]);  // columns a phone leaves out
+  const opt = (c, cls) => [cls, OPTIONAL.has(c) ? "opt" : null].filter(Boolean).join(" ");
+
   function countCell(value, params, status) {
-    if (value === null || value === undefined) return h("td", {class: "n muted"}, "–");
+    if (value === null || value === undefined) return h("td", {class: opt(status, "n muted")}, "–");
     const query = Object.assign({}, params, {status: status === "total" ? "" : status});
-    return h("td", {class: "n", "data-status": status}, h("a", {href: jobsHash(query)}, value));
+    return h("td", {class: opt(status, "n"), "data-status": status}, h("a", {href: jobsHash(query)}, value));
   }
 
   function countsTable(jobs, scope) {
@@ -77,14 +80,14 @@
     for (const s of jobs.schedds) {
       const updated = s.updated ? "updated " + R.ago(R.now() - s.updated) + " ago" : "";
       const rows = [h("tr", {class: "schedd", "data-schedd": s.name},
-        h("th", {scope: "row"}, s.name, updated ? h("span", {class: "muted"}, " (" + updated + ")") : null),
+        h("th", {scope: "row"}, s.name, updated ? h("span", {class: "updated"}, updated) : null),
         COUNTS.map((c) => countCell(s[c], {schedd: s.name}, c)))];
       for (const o of s.owners) {
         const total = o.idle + o.running + o.held;
         rows.push(h("tr", {class: "owner", "data-schedd": s.name, "data-owner": o.owner},
           h("th", {scope: "row"}, o.owner),
           ["idle", "running", "held"].map((c) => countCell(o[c], {schedd: s.name, owner: o.owner}, c)),
-          h("td", {class: "n muted"}, "–"), countCell(total, {schedd: s.name, owner: o.owner}, "total")));
+          h("td", {class: "n muted opt"}, "–"), countCell(total, {schedd: s.name, owner: o.owner}, "total")));
       }
       body.push(h("tbody", {"data-schedd": s.name}, rows));
     }
@@ -92,9 +95,9 @@
     const caption = scope === "own" ? "Your jobs by schedd" : "Jobs by schedd and owner";
     return h("div", {class: "scroll"}, h("table", {id: "counts"}, h("caption", {}, caption),
       h("thead", {}, h("tr", {}, h("th", {scope: "col"}, "schedd / owner"),
-        COUNTS.map((c) => h("th", {scope: "col", class: "n"}, c)))), body,
+        COUNTS.map((c) => h("th", {scope: "col", class: opt(c, "n")}, c)))), body,
       h("tfoot", {}, h("tr", {}, h("th", {scope: "row"}, "pool"),
-        COUNTS.map((c) => h("td", {class: "n"}, t[c] === null || t[c] === undefined ? "–" : t[c]))))));
+        COUNTS.map((c) => h("td", {class: opt(c, "n")}, t[c] === null || t[c] === undefined ? "–" : t[c]))))));
   }
 
   function resources(summary) {
@@ -151,7 +154,7 @@
     {key: "memory", label: "memory (MB)", n: true, get: (j) => j.classad.requestmemory},
     {key: "host", label: "remote host", get: (j) => j.classad.remotehost},
     {key: "hold", label: "hold reason", get: (j) => j.classad.holdreason},
-    {key: "batch", label: "batch", get: (j) => j.classad.jobbatchname},
+    {key: "batch", label: "batch", get: (j) => j.classad.jobbatchname, opt: true},
   ];
 
   function compare(a, b) {
@@ -171,7 +174,7 @@
       h("td", {}, c.owner || "–"), statusCell(c.jobstatus),
       h("td", {class: "n"}, c.qdate ? R.ago(R.now() - c.qdate) : "–"), number(c.requestcpus),
       number(c.requestmemory), h("td", {}, c.remotehost || ""), h("td", {class: "wrap"}, c.holdreason || ""),
-      h("td", {}, c.jobbatchname || ""));
+      h("td", {class: "opt"}, c.jobbatchname || ""));
   }
 
   V.jobs = function jobs(parts, params, el) {
@@ -228,7 +231,8 @@
         const key = column.sort || column.get;
         rows.sort((a, b) => compare(key(a), key(b)) * (v.descending ? -1 : 1));
       }
-      const head = h("tr", {}, JOB_COLUMNS.map((c) => h("th", {scope: "col", class: c.n ? "n" : null,
+      const head = h("tr", {}, JOB_COLUMNS.map((c) => h("th", {scope: "col",
+        class: [c.n ? "n" : null, c.opt ? "opt" : null].filter(Boolean).join(" ") || null,
         "aria-sort": c.key === v.sort ? (v.descending ? "descending" : "ascending") : null},
         h("button", {type: "button", class: "sort", onclick: () => {
           v.descending = v.sort === c.key ? !v.descending : false;
@@ -301,7 +305,10 @@
           h("td", {class: "wrap"}, g.jobs.slice(0, 5).map((j, k) => [k ? ", " : "", jobLink(g.schedd, j.jobid)]),
             g.jobs.length > 5 ? ", …" : ""));
       });
+      const cut = names.filter((n, i) => answers[i].truncated);
       R.fill(el, h("h2", {}, "Held jobs by hold reason"),
+        cut.length ? h("p", {class: "problem"}, "Only the first held jobs of " + cut.join(", ") +
+          " are grouped here (RESTD_MAX_JOBS); the counts on the overview are complete.") : null,
         rows.length ? table("Held jobs, grouped by their HoldReason",
           ["hold reason", "schedd", {label: "jobs", n: true}, "owners", "jobs held"], rows)
           : h("p", {class: "muted", id: "no-held"}, "No job is held."),
