@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
+import classad2
 import pytest
 from cheroot import wsgi
 
@@ -57,9 +58,9 @@ class Recorder:
         return [s for s in self.seen if s[0] == path]
 
 
-def serve(settings: Settings) -> Iterator[tuple[str, Recorder]]:
+def serve(settings: Settings, pool: DemoPool | None = None) -> Iterator[tuple[str, Recorder]]:
     """A real HTTP server on a free port, serving the demo pool, stopped at the end."""
-    app = make_app(settings, DemoPool())
+    app = make_app(settings, pool or DemoPool())
     if app.auth is not None:
         app.auth.issuers = IssuerKeys()
     recorder = Recorder(app)
@@ -84,6 +85,16 @@ def server() -> Iterator[tuple[str, Recorder]]:
 @pytest.fixture(scope="module")
 def token_server() -> Iterator[tuple[str, Recorder]]:
     yield from serve(Settings().replace(**TOKEN_SETTINGS))
+
+
+@pytest.fixture(scope="module")
+def crowded_server() -> Iterator[tuple[str, Recorder]]:
+    """The demo pool with twelve more submitters on schedd vm."""
+    pool = DemoPool()
+    pool.collector.extend(classad2.ClassAd({"MyType": "Submitter", "Name": f"user{i:02d}@localhost",
+                                            "ScheddName": "vm", "IdleJobs": i + 1, "RunningJobs": 0,
+                                            "HeldJobs": 0}) for i in range(12))
+    yield from serve(Settings(), pool)
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +205,29 @@ def test_machines_say_what_partitionable_slots_have_left(driver: Any, base_url: 
     row = driver.find_element(By.CSS_SELECTOR, '#machines-table tr[data-machine="vm"]').text
     assert "6 / 8" in row and "2 cores, 7040 MB, 0 GPUs" in row
     assert "Unclaimed 1" not in driver.find_element(By.ID, "view").text.replace("Claimed 6, Unclaimed 1", "")
+
+
+def test_machines_filter_and_sort(driver: Any, base_url: str) -> None:
+    show(driver, base_url, "machines", "#machines-table")
+    Select(driver.find_element(By.ID, "machine-sort")).select_by_value("free")
+    box = driver.find_element(By.ID, "machine-filter")
+    box.send_keys("nomatch")
+    WebDriverWait(driver, TIMEOUT).until(lambda d: d.find_element(By.CSS_SELECTOR, "#machines-table caption").text
+                                         == "0 of 1 machines")
+    assert "filter=nomatch" in driver.current_url and "sort=free" in driver.current_url
+    assert driver.switch_to.active_element.get_attribute("id") == "machine-filter"  # typing goes on
+
+
+def test_a_crowded_schedd_shows_its_top_owners_first(driver: Any, crowded_server: tuple[str, Recorder]) -> None:
+    base_url, _ = crowded_server
+    show(driver, base_url, "", "#counts")
+    owners = [r.get_attribute("data-owner") for r in driver.find_elements(By.CSS_SELECTOR, 'tr.owner[data-schedd="vm"]')]
+    assert len(owners) == 10 and owners[:2] == ["user11@localhost", "user10@localhost"]  # most jobs first
+    more = driver.find_element(By.CSS_SELECTOR, 'tbody[data-schedd="vm"] button.more')
+    assert more.text == "Show the other 5 owners of vm" and more.get_attribute("aria-expanded") == "false"
+    more.click()
+    WebDriverWait(driver, TIMEOUT).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, 'tr.owner[data-schedd="vm"]')) == 15)
+    assert driver.switch_to.active_element.get_attribute("aria-expanded") == "true"
 
 
 def test_completions_show_exit_codes_and_poll_with_since(driver: Any, server: tuple[str, Recorder]) -> None:

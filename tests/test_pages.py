@@ -291,3 +291,13 @@ def test_docs_links_answer(client: Client) -> None:
 
 def test_docs_are_small(client: Client) -> None:
     assert len(client.get("/v1/docs").body) < 180_000  # grew with /v1/summary and the page files
+
+
+def test_the_page_files_are_package_data() -> None:
+    """setup.py ships condor_restd/static/* (so the RPM's and the Debian build's setup.py
+    install it), and MANIFEST.in puts them in the sdist."""
+    root = Path(dashboard.__file__).parent.parent
+    assert '"static/*"' in (root / "setup.py").read_text(encoding="utf-8")
+    assert "recursive-include condor_restd/static *" in (root / "MANIFEST.in").read_text(encoding="utf-8")
+    shipped = {p.name for p in (root / "condor_restd" / "static").iterdir()}
+    assert shipped == set(dashboard.ASSETS)

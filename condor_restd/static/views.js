@@ -75,6 +75,18 @@
     return h("td", {class: opt(status, "n"), "data-status": status}, h("a", {href: jobsHash(query)}, value));
   }
 
+  const TOP_OWNERS = 10;  // owner rows shown per schedd before "show more"
+  const expanded = new Set();  // schedds whose every owner is shown (kept across redraws)
+
+  /** Megabytes as a person reads them. */
+  function mb(value) {
+    if (typeof value !== "number") return "–";
+    if (value < 10240) return value + " MB";
+    const gb = value / 1024;
+    return gb < 1024 ? (gb < 100 ? gb.toFixed(1) : Math.round(gb)) + " GB" : (gb / 1024).toFixed(1) + " TB";
+  }
+  R.mb = mb;
+
   function countsTable(jobs, scope) {
     const body = [];
     for (const s of jobs.schedds) {
@@ -82,12 +94,26 @@
       const rows = [h("tr", {class: "schedd", "data-schedd": s.name},
         h("th", {scope: "row"}, s.name, updated ? h("span", {class: "updated"}, updated) : null),
         COUNTS.map((c) => countCell(s[c], {schedd: s.name}, c)))];
-      for (const o of s.owners) {
+      const owners = s.owners.slice().sort((a, b) => (b.idle + b.running + b.held) - (a.idle + a.running + a.held)
+                                                     || a.owner.localeCompare(b.owner));
+      const shown = expanded.has(s.name) ? owners : owners.slice(0, TOP_OWNERS);
+      for (const o of shown) {
         const total = o.idle + o.running + o.held;
         rows.push(h("tr", {class: "owner", "data-schedd": s.name, "data-owner": o.owner},
           h("th", {scope: "row"}, o.owner),
           ["idle", "running", "held"].map((c) => countCell(o[c], {schedd: s.name, owner: o.owner}, c)),
           h("td", {class: "n muted opt"}, "–"), countCell(total, {schedd: s.name, owner: o.owner}, "total")));
+      }
+      if (owners.length > TOP_OWNERS) {
+        const more = !expanded.has(s.name);
+        rows.push(h("tr", {class: "owner"}, h("td", {colspan: COUNTS.length + 1}, h("button", {
+          type: "button", class: "more", "aria-expanded": String(!more), onclick: () => {
+            if (more) expanded.add(s.name); else expanded.delete(s.name);
+            const table = countsTable(jobs, scope);
+            document.getElementById("counts").closest(".scroll").replaceWith(table);
+            table.querySelector('tbody[data-schedd="' + CSS.escape(s.name) + '"] button.more').focus();
+          }}, more ? "Show the other " + (owners.length - TOP_OWNERS) + " owners of " + s.name
+                   : "Show the " + TOP_OWNERS + " owners with most jobs only"))));
       }
       body.push(h("tbody", {"data-schedd": s.name}, rows));
     }
@@ -102,13 +128,14 @@
 
   function resources(summary) {
     const res = summary.resources || {};
-    const names = {cpus: "cores", memory: "memory (MB)", gpus: "GPUs"};
+    const names = {cpus: "cores", memory: "memory", gpus: "GPUs"};
     const rows = Object.entries(names).map(([key, label]) => {
       const r = res[key] || {used: 0, total: 0, partitionable_free: 0};
+      const show = key === "memory" ? mb : (n) => n;
       return h("tr", {"data-resource": key}, h("th", {scope: "row"}, label),
-        h("td", {class: "n", "data-kind": "used"}, r.used, bar(r.used, r.total)),
-        h("td", {class: "n", "data-kind": "total"}, r.total),
-        h("td", {class: "n", "data-kind": "partitionable_free"}, r.partitionable_free));
+        h("td", {class: "n", "data-kind": "used"}, show(r.used), bar(r.used, r.total)),
+        h("td", {class: "n", "data-kind": "total"}, show(r.total)),
+        h("td", {class: "n", "data-kind": "partitionable_free"}, show(r.partitionable_free)));
     });
     const slots = summary.slots || {by_state: {}, total: 0};
     const states = Object.keys(slots.by_state);
@@ -318,33 +345,68 @@
 
   // ------------------------------------------------------------------------------- machines
 
+  const MACHINE_SORTS = {
+    name: ["name", (a, b) => a.machine.localeCompare(b.machine)],
+    free: ["most cores free", (a, b) => (b.cpus.total - b.cpus.used) - (a.cpus.total - a.cpus.used)],
+    used: ["most cores in use", (a, b) => b.cpus.used - a.cpus.used],
+    memory: ["most memory free", (a, b) => (b.memory.total - b.memory.used) - (a.memory.total - a.memory.used)],
+  };
+
   V.machines = function machines(parts, params, el) {
-    return {title: "Machines", async load(initial) {
-      const answer = await R.summary();
-      if (!answer.fresh && !initial) return;
-      const s = answer.data;
-      const free = (m) => m.partitionable ? m.cpus.partitionable_free + " cores, " + m.memory.partitionable_free +
-        " MB, " + m.gpus.partitionable_free + " GPUs" : "–";
-      const rows = (s.machines || []).map((m) => h("tr", {"data-machine": m.machine},
+    const v = {filter: params.get("filter") || "", sort: MACHINE_SORTS[params.get("sort")] ? params.get("sort") : "name",
+               summary: null};
+    const box = h("div", {id: "machine-results"});
+    const free = (m) => m.partitionable ? m.cpus.partitionable_free + " cores, " + mb(m.memory.partitionable_free) +
+      ", " + m.gpus.partitionable_free + " GPUs" : "–";
+
+    function draw() {
+      const s = v.summary;
+      const wanted = v.filter.trim().toLowerCase();
+      const list = (s.machines || []).filter((m) => !wanted || m.machine.toLowerCase().includes(wanted))
+        .sort((a, b) => MACHINE_SORTS[v.sort][1](a, b) || a.machine.localeCompare(b.machine));
+      const rows = list.map((m) => h("tr", {"data-machine": m.machine},
         h("th", {scope: "row"}, m.machine), h("td", {class: "n"}, m.slots),
         h("td", {class: "n"}, m.cpus.used + " / " + m.cpus.total, bar(m.cpus.used, m.cpus.total)),
-        h("td", {class: "n"}, m.memory.used + " / " + m.memory.total, bar(m.memory.used, m.memory.total)),
+        h("td", {class: "n"}, mb(m.memory.used) + " / " + mb(m.memory.total), bar(m.memory.used, m.memory.total)),
         h("td", {class: "n"}, m.gpus.used + " / " + m.gpus.total), h("td", {class: "n"}, free(m)),
         h("td", {}, Object.entries(m.states).map(([k, n]) => k + " " + n).join(", "))));
       const r = s.resources;
       const foot = h("tr", {}, h("th", {scope: "row"}, "pool"), h("td", {class: "n"}, s.slots.total),
-        h("td", {class: "n"}, r.cpus.used + " / " + r.cpus.total), h("td", {class: "n"}, r.memory.used + " / " + r.memory.total),
+        h("td", {class: "n"}, r.cpus.used + " / " + r.cpus.total), h("td", {class: "n"}, mb(r.memory.used) + " / " + mb(r.memory.total)),
         h("td", {class: "n"}, r.gpus.used + " / " + r.gpus.total), h("td", {class: "n"}, free(Object.assign({partitionable: s.slots.partitionable}, r))),
         h("td", {}, ""));
-      R.fill(el, h("h2", {}, "Machines"),
-        h("div", {class: "scroll"}, h("table", {id: "machines-table"}, h("caption", {}, "Cores, memory and GPUs used against the total"),
-          h("thead", {}, h("tr", {}, ["machine", "slots", "cores used / total", "memory MB used / total", "GPUs used / total",
+      R.fill(box, h("div", {class: "scroll"}, h("table", {id: "machines-table"},
+          h("caption", {}, list.length === (s.machines || []).length ? "Cores, memory and GPUs used against the total"
+            : list.length + " of " + s.machines.length + " machines"),
+          h("thead", {}, h("tr", {}, ["machine", "slots", "cores used / total", "memory used / total", "GPUs used / total",
             "left in partitionable slots", "slots by state"].map((c, i) => h("th", {scope: "col", class: i && i < 6 ? "n" : null}, c)))),
-          h("tbody", {}, rows), h("tfoot", {}, foot))),
-        h("p", {class: "note"}, "Used: resources of claimed slots. A partitionable slot hands out its resources " +
-          "to dynamic slots; what it still has is in the last but one column."),
-        R.raw(["summary", "/v1/summary"], ["slots", "/v1/status?query=startd&projection=Machine,State,SlotType," +
-          "Cpus,Memory,GPUs,TotalSlotCpus,TotalSlotMemory,TotalSlotGPUs"]));
+          h("tbody", {}, rows), h("tfoot", {}, foot))));
+    }
+
+    function controls() {
+      const remember = () => history.replaceState(null, "", "#/machines?" + new URLSearchParams(
+        {filter: v.filter, sort: v.sort}).toString());
+      const filter = h("input", {id: "machine-filter", type: "search", value: v.filter, size: 16, oninput: () => {
+        v.filter = filter.value; remember(); draw(); }});
+      const sort = h("select", {id: "machine-sort", onchange: () => { v.sort = sort.value; remember(); draw(); }},
+        Object.entries(MACHINE_SORTS).map(([key, [label]]) => h("option", {value: key, selected: key === v.sort}, label)));
+      return h("form", {class: "filters", onsubmit: (e) => e.preventDefault()},
+        h("label", {for: "machine-filter"}, "Machine name contains", filter),
+        h("label", {for: "machine-sort"}, "Sort by", sort));
+    }
+
+    return {title: "Machines", async load(initial) {
+      const answer = await R.summary();
+      if (!answer.fresh && !initial) return;
+      v.summary = answer.data;
+      if (initial) {
+        R.fill(el, h("h2", {}, "Machines"), controls(), box,
+          h("p", {class: "note"}, "Used: resources of claimed slots. A partitionable slot hands out its resources " +
+            "to dynamic slots; what it still has is in the last but one column."),
+          R.raw(["summary", "/v1/summary"], ["slots", "/v1/status?query=startd&projection=Machine,State,SlotType," +
+            "Cpus,Memory,GPUs,TotalSlotCpus,TotalSlotMemory,TotalSlotGPUs"]));
+      }
+      draw();
     }};
   };
 
