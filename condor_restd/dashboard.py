@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 CSS_TYPE = "text/css; charset=utf-8"
 JS_TYPE = "text/javascript; charset=utf-8"
-ASSETS = {"dashboard.js": JS_TYPE, "views.js": JS_TYPE, "dashboard.css": CSS_TYPE}
+ASSETS = {"dashboard.js": JS_TYPE, "views.js": JS_TYPE, "jobs.js": JS_TYPE, "dashboard.css": CSS_TYPE}
 # What a job list linked from this page asks for: a few attributes, a page at a time.
 JOB_PROJECTION = ("ClusterId,ProcId,Owner,User,JobStatus,QDate,RequestCpus,RequestMemory,RemoteHost,"
                   "HoldReason,JobBatchName")
@@ -225,4 +225,5 @@ def front_page(version: str, endpoints: Mapping[str, str], summary: Mapping[str,
         f'data-version="{_e(version)}">',
         *body,
         '<script src="/dashboard.js"></script>', '<script src="/views.js"></script>',
+        '<script src="/jobs.js"></script>',
         "</body>", "</html>", ""])

@@ -623,6 +623,7 @@ def _asset_paths() -> dict[str, Schema]:
     out = {}
     for name, media, what in (("dashboard.js", "text/javascript", "The dashboard's script"),
                               ("views.js", "text/javascript", "The dashboard's views"),
+                              ("jobs.js", "text/javascript", "The dashboard's job views"),
                               ("dashboard.css", "text/css", "The dashboard's style")):
         words = name.replace(".", "_").split("_")
         out[f"/{name}"] = _operation(

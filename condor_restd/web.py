@@ -262,6 +262,11 @@ class Root:
         return self._asset("views.js", params)
 
     @cherrypy.expose
+    @render.offers(dashboard.JS_TYPE.split(";")[0])
+    def jobs_js(self, **params: Any) -> Any:  # /jobs.js
+        return self._asset("jobs.js", params)
+
+    @cherrypy.expose
     @render.offers(dashboard.CSS_TYPE.split(";")[0])
     def dashboard_css(self, **params: Any) -> Any:  # /dashboard.css
         return self._asset("dashboard.css", params)
@@ -343,7 +348,7 @@ class Request(cherrypy._cprequest.Request):
 # Every other path needs one (and queries checks again that pool data goes to a known user).
 OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/favicon.ico", "/v1", "/v1/openapi.json",
               "/v1/openapi.yaml", "/v1/docs", "/dashboard.js", "/views.js",
-              "/dashboard.css")
+              "/jobs.js", "/dashboard.css")
 
 
 def _cache_control(settings: Settings) -> str:

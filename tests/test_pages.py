@@ -232,14 +232,15 @@ def test_no_external_resources(client: Client) -> None:
         assert not [link for link in page.links + page.sources if "//" in link], "links stay on this daemon"
         assert "http://" not in text and "https://" not in text
         assert 'rel="icon" href="/favicon.ico"' in text
-    assert Page(front(client).text).sources == ["/favicon.ico", "/dashboard.css", "/dashboard.js", "/views.js"]
-    for name in ("dashboard.js", "views.js", "dashboard.css"):
+    assert Page(front(client).text).sources == ["/favicon.ico", "/dashboard.css", "/dashboard.js", "/views.js",
+                                                "/jobs.js"]
+    for name in dashboard.ASSETS:
         body = client.get("/" + name).text
         assert "http://" not in body and "https://" not in body and "@import" not in body, name
 
 
 @pytest.mark.parametrize("name, media", [("dashboard.js", "text/javascript"), ("views.js", "text/javascript"),
-                                         ("dashboard.css", "text/css")])
+                                         ("jobs.js", "text/javascript"), ("dashboard.css", "text/css")])
 def test_the_page_files_come_from_the_package_with_their_licence(client: Client, name: str,
                                                                   media: str) -> None:
     r = client.get("/" + name, headers={"Accept": "*/*"})
