@@ -192,14 +192,15 @@ def front_page(version: str, endpoints: Mapping[str, str], summary: Mapping[str,
     name = pool.get("name") or "HTCondor pool"
     fetched = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
     badge = ' <span class="badge" id="demo">DEMO</span>' if demo else ""
+    stamp = "" if summary is None else (f' · fetched <time datetime="{_e(fetched.isoformat())}">'
+                                        f'{_e(fetched.strftime("%Y-%m-%d %H:%M:%S UTC"))}</time>')
     body = [
         '<a class="skip" href="#main">Skip to the content</a>',
         '<header class="top"><div class="title">'
         f'<h1><span id="pool-name">{_e(name)}</span>{badge}</h1>',
-        f'<p class="meta">HTCondor <span id="htcondor-version">{_e(pool.get("version") or "?")}</span>'
-        f" · condor_restd {_e(version)} · "
-        f'<span id="fetched">fetched <time datetime="{_e(fetched.isoformat())}">'
-        f'{_e(fetched.strftime("%Y-%m-%d %H:%M:%S UTC"))}</time></span></p></div>'
+        f'<p class="meta"><span id="htcondor"{"" if pool.get("version") else " hidden"}>HTCondor '
+        f'<span id="htcondor-version">{_e(pool.get("version") or "")}</span> · </span>'
+        f'condor_restd {_e(version)}<span id="fetched">{stamp}</span></p></div>'
         '<div id="controls" class="controls" hidden></div></header>',
         '<nav id="views" aria-label="Views" hidden></nav>',
         '<main id="main" tabindex="-1">',

@@ -159,7 +159,7 @@ def test_the_overview_shows_the_demo_pool(driver: Any, base_url: str) -> None:
     assert text(driver, "#pool-name") == "Personal Condor at 127.0.0.1@vm"
     assert text(driver, "#htcondor-version") == "25.14.0"
     assert text(driver, "#demo") == "DEMO"
-    assert text(driver, "#fetched").startswith("fetched ")
+    assert text(driver, "#fetched").startswith("· fetched ")
     expected = {"vm": {"running": "4", "idle": "6", "held": "4", "total": "14"},
                 "schedd2@vm": {"running": "2", "idle": "6", "held": "4", "total": "12"}}
     for schedd, counts in expected.items():

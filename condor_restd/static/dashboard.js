@@ -129,7 +129,10 @@
   function header(summary) {
     const pool = summary.pool || {};
     if (pool.name) R.$("#pool-name").textContent = pool.name;
-    if (pool.version) R.$("#htcondor-version").textContent = pool.version;
+    if (pool.version) {
+      R.$("#htcondor-version").textContent = pool.version;
+      R.$("#htcondor").hidden = false;
+    }
   }
 
   // ------------------------------------------------------------------------- token mode
@@ -149,7 +152,7 @@
         box.replaceChildren();
         state.cache.clear();
         controls();
-        refresh(true);
+        route(false);
       }},
       h("label", {for: "token"}, "Bearer token for this API", input),
       h("button", {type: "submit"}, "Use this token"));
@@ -160,6 +163,7 @@
       box.hidden = false;
       input.focus();
     }
+    for (const id of ["#summary", "#view", "#endpoints"]) R.$(id).hidden = true;  // nothing to show yet
     note.textContent = message ? "The daemon said: " + message : "";
     controls();
   }
@@ -206,7 +210,7 @@
     el.textContent = (state.checked ? "checked " + R.clock(state.checked) + ", " : "") + every;
     const fetched = R.$("#fetched");
     if (fetched && state.checked) {
-      fetched.replaceChildren("fetched ", h("time", {datetime: state.checked.toISOString()},
+      fetched.replaceChildren(" · fetched ", h("time", {datetime: state.checked.toISOString()},
                                              R.clock(state.checked)));
     }
   }
