@@ -612,8 +612,9 @@ def _summary_paths() -> dict[str, Schema]:
             "and GPUs in use against the total, with what partitionable slots have left, per "
             "machine too. Counted from the collector's Scheduler, Submitter and Machine ads (four "
             "queries, no job list), so the counts are as old as those ads: schedds and startds "
-            "send them every few minutes. With RESTD_USER_JOB_SCOPE = OWN, a user who is not an "
-            "admin gets the counts of their own jobs only (`scope` is `own`).",
+            "send them every few minutes; the daemon reuses a summary for 10 s (or "
+            "RESTD_CACHE_TTL if longer, none if 0). With RESTD_USER_JOB_SCOPE = OWN, a user who "
+            "is not an admin gets the counts of their own jobs only (`scope` is `own`).",
             _params("format"), _data("The counts.", "Summary"), POOL_ERRORS),
     }
 

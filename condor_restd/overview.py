@@ -36,6 +36,8 @@ PROJECTIONS = {
 VERSION = re.compile(r"\$CondorVersion:\s*(\S+)")
 OTHER = "other"
 FIGURES_TTL = 15.0  # seconds the /metrics pool figures are reused: collector ads change every few minutes
+SUMMARY_TTL = 10.0  # seconds a summary is reused (unless RESTD_CACHE_TTL is 0, or longer), for polling pages
+SUMMARIES = 256  # summaries kept at most (one for everyone, one per user limited to their own jobs)
 # Who the metrics' pool queries run as: pool figures are totals, shown to no user in particular.
 POOL = Identity("condor_restd@metrics", admin=True)
 
@@ -213,16 +215,35 @@ class Overview:
         self.queries = queries
         self._figures: tuple[float, Figures] | None = None
         self._lock = threading.Lock()
+        self._summaries: dict[tuple[bool, str], tuple[float, dict[str, Any]]] = {}
+        self._summaries_lock = threading.Lock()
 
     def _ads(self, query: str, who: Identity | None) -> list[dict[str, Any]]:
         return decode(self.queries.status(None, PROJECTIONS[query], None, query, who=who))
 
     def summary(self, who: Identity | None = None) -> dict[str, Any]:
         """Jobs by schedd and owner, slots and resources, from four collector queries. A user
-        whom RESTD_USER_JOB_SCOPE = OWN limits to their own jobs gets their own counts only."""
+        whom RESTD_USER_JOB_SCOPE = OWN limits to their own jobs gets their own counts only.
+        Reused for SUMMARY_TTL seconds: many pages polling cost the collector no more."""
         settings = self.queries.settings
         own = (who is not None and not who.admin and settings.user_job_scope == "OWN"
                and settings.authentication == "TOKEN")
+        # nobody (who is None) never shares an answer with a user: with tokens on, nobody gets a 401
+        key = (who is None, who.user if own and who is not None else "")
+        ttl = 0.0 if settings.cache_ttl == 0 else max(settings.cache_ttl, SUMMARY_TTL)
+        with self._summaries_lock:
+            kept = self._summaries.get(key)
+            if kept is not None and time.monotonic() - kept[0] < ttl:
+                return kept[1]
+        summary = self._summary(who, own)
+        if ttl:
+            with self._summaries_lock:
+                self._summaries[key] = (time.monotonic(), summary)
+                while len(self._summaries) > SUMMARIES:
+                    del self._summaries[next(iter(self._summaries))]
+        return summary
+
+    def _summary(self, who: Identity | None, own: bool) -> dict[str, Any]:
         pool = pool_info(self._ads("collector", who))
         schedds = job_counts(self._ads("schedd", who), self._ads("submitter", who),
                              who.user if own and who is not None else None)

@@ -261,3 +261,27 @@ def test_the_example_grafana_board_uses_only_exported_metrics(client: Client) ->
     assert {"condor_restd_pool_jobs", "condor_restd_pool_schedd_jobs", "condor_restd_pool_slots",
             "condor_restd_pool_schedd_up", "condor_restd_pool_collector_up"} <= used
     assert all(p["datasource"]["uid"] == "${datasource}" for p in board["panels"])
+
+
+def test_polling_pages_share_one_summary(make_client: Callable[..., Client]) -> None:
+    pool = Recording()
+    client = make_client(pool, cache_ttl=2)
+    for _ in range(3):
+        assert client.get("/v1/summary").status == 200
+    assert len(pool.calls) == 4  # reused for SUMMARY_TTL seconds, longer than RESTD_CACHE_TTL here
+    uncached = Recording()
+    off = make_client(uncached)  # RESTD_CACHE_TTL = 0 turns every cache off, this one too
+    off.get("/v1/summary")
+    off.get("/v1/summary")
+    assert len(uncached.calls) == 8
+
+
+def test_a_kept_summary_never_reaches_someone_without_a_token(make_client: Callable[..., Client],
+                                                                 requests_mock: Any) -> None:
+    IssuerMock(requests_mock)
+    client = make_client(**{**TOKEN_SETTINGS, "cache_ttl": 2})
+    alice = client.get("/v1/summary", headers=bearer(make_token(sub="alice")))
+    bob = client.get("/v1/summary", headers=bearer(make_token(sub="bob"))).json()
+    assert alice.status == 200 and alice.json()["scope"] == "all" and bob["scope"] == "own"
+    assert client.get("/v1/summary").status == 401
+    assert "alice@localhost" not in client.get("/", headers={"Accept": "text/html"}).text

@@ -197,7 +197,7 @@
                           "Refresh now"),
                         R.tokenMode && token() ? h("button", {type: "button", id: "forget-token",
                                                               onclick: forgetToken}, "Forget token") : null,
-                        h("span", {id: "refresh-status", class: "status", role: "status"}));
+                        h("span", {id: "refresh-status", class: "status"}));
     box.hidden = false;
     status();
   }

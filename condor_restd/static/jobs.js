@@ -55,7 +55,7 @@
                limit: Math.min(1000, Math.max(1, Number(params.get("limit")) || 50)), pages: [], sort: null, descending: false,
                rows: null, answer: null, names: null};
     const filters = h("div", {});
-    const result = h("div", {id: "job-results", "aria-live": "polite"});
+    const result = h("div", {id: "job-results"});
     R.fill(el, h("h2", {}, "Jobs"), filters, result);
 
     function first() {
@@ -158,7 +158,7 @@
   V.history = function completions(parts, params, el) {
     const v = {schedd: params.get("schedd") || "", rows: [], newest: null};
     const MAX_ROWS = 200;
-    const box = h("div", {id: "history-results", "aria-live": "polite"});
+    const box = h("div", {id: "history-results"});
     const url = (since) => "/v1/history/" + R.enc(v.schedd) + "?" + new URLSearchParams(
       since ? {projection: DONE_ATTRS, since, limit: "50"} : {projection: DONE_ATTRS, limit: "50"}).toString();
 
