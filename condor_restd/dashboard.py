@@ -16,6 +16,7 @@ ASSETS = {"dashboard.js": JS_TYPE, "views.js": JS_TYPE, "jobs.js": JS_TYPE, "das
 JOB_PROJECTION = ("ClusterId,ProcId,Owner,User,JobStatus,QDate,RequestCpus,RequestMemory,RemoteHost,"
                   "HoldReason,JobBatchName")
 JOB_PAGE = 100
+MACHINE_ROWS = 200  # machines listed on the page itself; /v1/summary has them all
 NONE = "&#8211;"  # an en dash: no figure here
 STATUS_CODES = {"idle": 1, "running": 2, "removed": 3, "completed": 4, "held": 5}
 COUNTS = ("idle", "running", "held", "removed", "total")
@@ -129,7 +130,7 @@ def _resources(summary: Mapping[str, Any]) -> list[str]:
     if slots.get("partitionable"):
         out.append(f'<p class="note">{_e(slots["partitionable"])} of these are partitionable slots: '
                    "each counts as one slot, in state Unclaimed while it has resources left to "
-                   "hand out; the table above says what they have left.</p>")
+                   "hand out; the resources table says what they have left.</p>")
     return out
 
 
@@ -141,7 +142,7 @@ def _machines(machines: Sequence[Mapping[str, Any]]) -> list[str]:
            '<th scope="col" class="n">cores used / total</th><th scope="col" class="n">memory MB used / total'
            '</th><th scope="col" class="n">GPUs used / total</th><th scope="col" class="n">'
            "left in partitionable slots</th></tr></thead><tbody>"]
-    for m in machines:
+    for m in machines[:MACHINE_ROWS]:
         cpus, mem, gpus = m["cpus"], m["memory"], m["gpus"]
         left = (f'{cpus["partitionable_free"]} cores, {mem["partitionable_free"]} MB, '
                 f'{gpus["partitionable_free"]} GPUs' if m.get("partitionable") else None)
@@ -152,6 +153,9 @@ def _machines(machines: Sequence[Mapping[str, Any]]) -> list[str]:
                    f'<td class="n">{_e(gpus["used"])} / {_e(gpus["total"])}</td>'
                    f'<td class="n">{_e(left) if left else NONE}</td></tr>')
     out.append("</tbody></table></div>")
+    if len(machines) > MACHINE_ROWS:
+        out.append(f'<p class="note">The first {MACHINE_ROWS} of {len(machines)} machines; '
+                   f'{_a("/v1/summary", "/v1/summary")} lists them all.</p>')
     return out
 
 

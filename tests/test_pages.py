@@ -302,3 +302,12 @@ def test_the_page_files_are_package_data() -> None:
     assert "recursive-include condor_restd/static *" in (root / "MANIFEST.in").read_text(encoding="utf-8")
     shipped = {p.name for p in (root / "condor_restd" / "static").iterdir()}
     assert shipped == set(dashboard.ASSETS)
+
+
+def test_a_big_pool_lists_its_first_machines_only(make_client: Callable[..., Client], pool: DemoPool) -> None:
+    slots = [classad2.ClassAd({"MyType": "Machine", "Name": f"slot1@wn{i:04d}", "Machine": f"wn{i:04d}",
+                               "State": "Unclaimed", "Cpus": 4, "Memory": 100}) for i in range(250)]
+    big = DemoPool(collector=[*pool.collector, *slots])
+    page = Page(front(make_client(big)).text)
+    rows = [c for c in page.tags if c == "tr"]
+    assert len(rows) < 250 and "The first 200 of 251 machines" in "".join(page.text)
