@@ -146,7 +146,7 @@ def rows(chrome: Any, table: str) -> list[str]:
         "return [...document.querySelectorAll(arguments[0] + ' tbody tr')].map(r => r.dataset.jobid)", table))
 
 
-VIEWS = [("", "#counts"), ("jobs", "#jobs-table"), ("held", "#view table"), ("machines", "#machines-table"),
+VIEWS = [("", "#counts"), ("jobs", "#jobs-table"), ("batches", "#batch-results table"), ("held", "#view table"), ("machines", "#machines-table"),
          ("history", "#history-results table"), ("job/vm/17.2", "#view td.value"),
          ("job/schedd2@vm/2.4?source=history", "#view td.value")]
 
@@ -191,6 +191,19 @@ def test_a_count_leads_to_the_jobs_it_counts(driver: Any, base_url: str) -> None
     assert rows(driver, "#jobs-table") == ["18.0", "18.1"]
     assert {c.text for c in driver.find_elements(By.CSS_SELECTOR, "#jobs-table tbody td:nth-of-type(2)")} \
         == {"held"}
+
+
+def test_batches_count_as_condor_q_does(driver: Any, base_url: str) -> None:
+    show(driver, base_url, "", "#counts")
+    driver.find_element(By.CSS_SELECTOR, '#counts tr[data-owner="bob@localhost"][data-schedd="vm"] th a').click()
+    wait(driver, "#batch-results table")
+    row = driver.find_element(By.CSS_SELECTOR, '#batch-results tr[data-batch="bob-analysis"]')
+    counts = {td.get_attribute("data-count"): td.text for td in row.find_elements(By.CSS_SELECTOR, "td[data-count]")}
+    assert counts == {"done": "–", "run": "–", "idle": "1", "hold": "2"}
+    assert [r.get_attribute("data-batch") for r in driver.find_elements(By.CSS_SELECTOR, "#batch-results tbody tr")] \
+        == ["bob-analysis"]  # bob's only
+    row.find_element(By.TAG_NAME, "a").click()
+    WebDriverWait(driver, TIMEOUT).until(lambda d: rows(d, "#jobs-table") == ["18.0", "18.1", "21.0"])
 
 
 def test_held_jobs_are_grouped_by_reason(driver: Any, base_url: str) -> None:

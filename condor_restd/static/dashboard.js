@@ -253,8 +253,8 @@
   // ------------------------------------------------------------------------------ routes
 
   R.views = R.views || {};
-  const NAV = [["", "Overview"], ["jobs", "Jobs"], ["held", "Held jobs"], ["machines", "Machines"],
-               ["history", "Completions"]];
+  const NAV = [["", "Overview"], ["jobs", "Jobs"], ["batches", "Batches"], ["held", "Held jobs"],
+               ["machines", "Machines"], ["history", "Completions"]];
 
   function nav(current) {
     const box = R.$("#views");

@@ -153,6 +153,84 @@
     }};
   };
 
+  // ------------------------------------------------------------------------------- batches
+
+  const BATCH_ATTRS = "ClusterId,ProcId,Owner,JobBatchName,JobStatus,QDate,TotalSubmitProcs";
+
+  /** condor_q's default view: jobs grouped by owner and batch (JobBatchName, else the cluster). */
+  function batchesOf(jobs) {
+    const batches = new Map();
+    const perCluster = new Map();
+    for (const job of jobs) {
+      const c = job.classad;
+      const name = c.jobbatchname || "ID: " + c.clusterid;
+      const key = c.owner + "\u0000" + name;
+      if (!batches.has(key)) {
+        batches.set(key, {owner: c.owner, name, named: Boolean(c.jobbatchname), submitted: c.qdate,
+                          clusters: new Set(), first: job.jobid, last: job.jobid, run: 0, idle: 0, hold: 0, other: 0});
+      }
+      const b = batches.get(key);
+      b.clusters.add(c.clusterid);
+      b.submitted = Math.min(b.submitted || c.qdate, c.qdate || b.submitted);
+      b.last = job.jobid;
+      if (c.jobstatus === 2) b.run++; else if (c.jobstatus === 1) b.idle++; else if (c.jobstatus === 5) b.hold++; else b.other++;
+      const seen = perCluster.get(c.clusterid) || {present: 0, submitted: c.totalsubmitprocs || 0};
+      seen.present++;
+      perCluster.set(c.clusterid, seen);
+    }
+    for (const b of batches.values()) {  // jobs of its clusters that left the queue: done
+      b.done = [...b.clusters].reduce((n, id) => n + Math.max(0, perCluster.get(id).submitted - perCluster.get(id).present), 0);
+    }
+    return [...batches.values()];
+  }
+
+  V.batches = function batches(parts, params, el) {
+    const v = {schedd: params.get("schedd") || "", owner: params.get("owner") || ""};
+    const box = h("div", {id: "batch-results"});
+    const url = () => "/v1/jobs/" + R.enc(v.schedd) + "?" + new URLSearchParams(
+      Object.assign({projection: BATCH_ATTRS}, v.owner ? {constraint: ownerClause(v.owner)} : {})).toString();
+
+    function form() {
+      const f = h("form", {class: "filters", id: "batch-filters", onsubmit: (event) => {
+        event.preventDefault();
+        const data = new FormData(f);
+        Object.assign(v, {schedd: data.get("schedd"), owner: data.get("owner").trim()});
+        history.replaceState(null, "", "#/batches?" + new URLSearchParams(v).toString());
+        R.refresh(true);
+      }}, scheddSelect("batch-schedd", v.schedd),
+      h("label", {for: "batch-owner"}, "Owner", h("input", {id: "batch-owner", name: "owner", value: v.owner, size: 16,
+                                                            placeholder: "alice or alice@domain"})),
+      h("button", {type: "submit"}, "Show"));
+      return f;
+    }
+
+    return {title: "Batches", async load(initial) {
+      await R.summary();
+      if (!v.schedd) v.schedd = (schedds()[0] || {}).name || "DEFAULT";
+      if (!R.$("#batch-filters")) {
+        R.fill(el, h("h2", {}, "Batches"), form(), h("p", {class: "note"}, "Jobs by owner and batch, as condor_q shows " +
+          "them: the batch is the job's JobBatchName, or its cluster. Done: jobs of its clusters that have left the queue."), box);
+      }
+      const answer = await R.api(url());
+      if (!answer.fresh && !initial) return;
+      const rows = batchesOf(answer.data).map((b) => {
+        const constraint = b.named ? "JobBatchName =?= " + JSON.stringify(b.name) : "ClusterId == " + b.name.slice(4);
+        return h("tr", {"data-batch": b.name}, h("th", {scope: "row"}, b.owner),
+          h("td", {}, h("a", {href: jobsHash({schedd: v.schedd, owner: b.owner, constraint})}, b.name)),
+          h("td", {class: "n"}, b.submitted ? R.ago(R.now() - b.submitted) + " ago" : "–"),
+          ["done", "run", "idle", "hold"].map((k) => h("td", {class: "n", "data-count": k}, b[k] || "–")),
+          h("td", {class: "n"}, b.done + b.run + b.idle + b.hold + b.other),
+          h("td", {}, b.first === b.last ? b.first : b.first + " … " + b.last));
+      });
+      R.fill(box, answer.truncated ? h("p", {class: "problem"}, "Only the first jobs are counted (RESTD_MAX_JOBS): " +
+          "choose an owner.") : null,
+        rows.length ? table("Batches in " + v.schedd, ["owner", "batch name", {label: "submitted", n: true},
+          {label: "done", n: true}, {label: "run", n: true}, {label: "idle", n: true}, {label: "hold", n: true},
+          {label: "total", n: true}, "job ids"], rows) : h("p", {class: "muted"}, "No job in this queue."),
+        R.raw(["", url()]));
+    }};
+  };
+
   // ----------------------------------------------------------------------------- completions
 
   V.history = function completions(parts, params, el) {

@@ -100,7 +100,8 @@
       for (const o of shown) {
         const total = o.idle + o.running + o.held;
         rows.push(h("tr", {class: "owner", "data-schedd": s.name, "data-owner": o.owner},
-          h("th", {scope: "row"}, o.owner),
+          h("th", {scope: "row"}, h("a", {href: "#/batches?" + new URLSearchParams({schedd: s.name, owner: o.owner}),
+                                          title: "this owner's batches"}, o.owner)),
           ["idle", "running", "held"].map((c) => countCell(o[c], {schedd: s.name, owner: o.owner}, c)),
           h("td", {class: "n muted opt"}, "–"), countCell(total, {schedd: s.name, owner: o.owner}, "total")));
       }
