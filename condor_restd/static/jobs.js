@@ -22,8 +22,8 @@
     {key: "owner", label: "owner", get: (j) => j.classad.owner},
     {key: "status", label: "status", get: (j) => j.classad.jobstatus},
     {key: "age", label: "age", n: true, get: (j) => j.classad.qdate, sort: (j) => -(j.classad.qdate || 0)},
-    {key: "cpus", label: "CPUs", n: true, get: (j) => j.classad.requestcpus},
-    {key: "memory", label: "memory (MB)", n: true, get: (j) => j.classad.requestmemory},
+    {key: "cpus", label: "CPUs", n: true, get: (j) => j.classad.requestcpus, opt: true},
+    {key: "memory", label: "memory", n: true, get: (j) => j.classad.requestmemory, opt: true},
     {key: "host", label: "remote host", get: (j) => j.classad.remotehost},
     {key: "hold", label: "hold reason", get: (j) => j.classad.holdreason},
     {key: "batch", label: "batch", get: (j) => j.classad.jobbatchname, opt: true},
@@ -41,11 +41,11 @@
 
   function jobRow(schedd, job) {
     const c = job.classad;
-    const number = (v) => h("td", {class: "n"}, typeof v === "number" ? v : "–");
+    const number = (v, show) => h("td", {class: "n opt"}, typeof v === "number" ? show(v) : "–");
     return h("tr", {"data-jobid": job.jobid}, h("th", {scope: "row"}, jobLink(schedd, job.jobid)),
       h("td", {}, c.owner || "–"), statusCell(c.jobstatus),
-      h("td", {class: "n"}, c.qdate ? R.ago(R.now() - c.qdate) : "–"), number(c.requestcpus),
-      number(c.requestmemory), h("td", {}, c.remotehost || ""), h("td", {class: "wrap"}, c.holdreason || ""),
+      h("td", {class: "n"}, c.qdate ? R.ago(R.now() - c.qdate) : "–"), number(c.requestcpus, String),
+      number(c.requestmemory, R.mb), h("td", {}, c.remotehost || ""), h("td", {class: "wrap"}, c.holdreason || ""),
       h("td", {class: "opt"}, c.jobbatchname || ""));
   }
 
