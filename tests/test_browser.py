@@ -199,7 +199,8 @@ def test_batches_count_as_condor_q_does(driver: Any, base_url: str) -> None:
     wait(driver, "#batch-results table")
     row = driver.find_element(By.CSS_SELECTOR, '#batch-results tr[data-batch="bob-analysis"]')
     counts = {td.get_attribute("data-count"): td.text for td in row.find_elements(By.CSS_SELECTOR, "td[data-count]")}
-    assert counts == {"done": "–", "run": "–", "idle": "1", "hold": "2"}
+    none = "\N{EN DASH}"  # no job in that state
+    assert counts == {"done": none, "run": none, "idle": "1", "hold": "2"}
     assert [r.get_attribute("data-batch") for r in driver.find_elements(By.CSS_SELECTOR, "#batch-results tbody tr")] \
         == ["bob-analysis"]  # bob's only
     row.find_element(By.TAG_NAME, "a").click()
