@@ -29,7 +29,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["condor_restd", "condor_restd.*"]),
-    package_data={"condor_restd": ["demo_data/*", "py.typed", "_speedups.pyi"]},
+    package_data={"condor_restd": ["demo_data/*", "static/*", "py.typed", "_speedups.pyi"]},
     include_package_data=True,
     install_requires=[
         "htcondor>=10.0.0",

@@ -151,7 +151,57 @@ def _schemas() -> dict[str, Schema]:
                             "The v1 endpoints."),
         "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"],
                     "description": "This document."},
+        **_summary_schemas(),
     }
+
+
+def _summary_schemas() -> dict[str, Schema]:
+    count = {"type": ["integer", "null"], "minimum": 0}
+    counts = {k: {**count, "description": d} for k, d in (
+        ("idle", "Idle jobs."), ("running", "Running jobs."), ("held", "Held jobs."),
+        ("removed", "Removed jobs still in the queue (the Scheduler ad's TotalRemovedJobs)."),
+        ("total", "Every job ad in the queue (TotalJobAds), whatever its status."))}
+    number = {"type": "number", "minimum": 0}
+    resource = _object({"used": number, "total": number, "partitionable_free": number},
+                       "In use by claimed slots, the total, and what partitionable slots have left.")
+    resources = _object({"cpus": resource, "memory": resource, "gpus": resource},
+                        "Cores, memory in MB and GPUs.")
+    tally = {"type": "object", "additionalProperties": {"type": "number"}}
+    owner = _object({"owner": {"type": "string", "description": "The Submitter ad's Name: user@domain, "
+                                                                "or group.user@domain."},
+                     **{k: {"type": "integer", "minimum": 0} for k in ("idle", "running", "held")},
+                     "constraint": {"type": "string", "description": "A job constraint for this "
+                                                                     "owner's jobs."}},
+                    "One submitter's jobs in one schedd, from its Submitter ad.")
+    schedd = _object({"name": {"type": "string"},
+                      "updated": {"type": ["integer", "null"],
+                                  "description": "When the collector last heard from the schedd "
+                                                 "(LastHeardFrom, Unix time)."},
+                      **counts, "owners": {"type": "array", "items": _ref("schemas", "OwnerCounts")}},
+                     "condor_q -totals for one schedd (null where the ads do not say).")
+    machine = _object({"machine": {"type": "string"}, "slots": {"type": "integer"},
+                       "states": tally, "partitionable": {"type": "integer"},
+                       "cpus": resource, "memory": resource, "gpus": resource},
+                      "One machine's slots and resources.")
+    summary = _object({
+        "pool": _object({"name": {"type": ["string", "null"]}, "version": {"type": ["string", "null"]}},
+                        "The collector's Name, and its HTCondor version."),
+        "scope": {"enum": ["all", "own"], "description": "`own`: only the requester's jobs are "
+                                                         "counted (RESTD_USER_JOB_SCOPE = OWN)."},
+        "source": {"const": "collector", "description": "Where the counts come from."},
+        "job_statuses": {"type": "array", "description": "JobStatus codes and their names.",
+                         "items": _object({"code": {"type": "integer"}, "name": {"type": "string"}},
+                                          "One JobStatus code.")},
+        "jobs": _object({"totals": _object(counts, "The sums over the schedds."),
+                         "schedds": {"type": "array", "items": _ref("schemas", "ScheddCounts")}},
+                        "Jobs by schedd and owner."),
+        "slots": _object({"total": {"type": "integer"}, "by_state": tally, "by_type": tally,
+                          "partitionable": {"type": "integer"}},
+                         "Slots by state (as condor_status -total) and by type."),
+        "cores_by_state": tally, "resources": resources,
+        "machines": {"type": "array", "items": _ref("schemas", "MachineSummary")}},
+        "The pool in counts, from the collector's Scheduler, Submitter and Machine ads.")
+    return {"Summary": summary, "ScheddCounts": schedd, "OwnerCounts": owner, "MachineSummary": machine}
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -287,6 +337,8 @@ HEADERS: dict[str, Schema] = {
                                 required=False),
     "IconCacheControl": _header("The icon may be kept for a day.", {"type": "string"},
                                 "public, max-age=86400"),
+    "AssetCacheControl": _header("The file may be kept for five minutes.", {"type": "string"},
+                                 "public, max-age=300"),
     "Vary": _header("The request headers the answer depends on (and `Origin` when "
                     "RESTD_CORS_ORIGINS lists origins).", {"type": "string"},
                     "Accept, Authorization"),
@@ -556,6 +608,38 @@ def _config_paths() -> dict[str, Schema]:
     }
 
 
+def _summary_paths() -> dict[str, Schema]:
+    return {
+        "/v1/summary": _operation(
+            "getSummary", "summary", "The pool in counts",
+            "condor_q -totals and condor_status -total in one small answer, for dashboards: jobs "
+            "idle, running and held by schedd and owner, slots by state, and the cores, memory "
+            "and GPUs in use against the total, with what partitionable slots have left, per "
+            "machine too. Counted from the collector's Scheduler, Submitter and Machine ads (four "
+            "queries, no job list), so the counts are as old as those ads: schedds and startds "
+            "send them every few minutes; the daemon reuses a summary for 10 s (or "
+            "RESTD_CACHE_TTL if longer, none if 0). With RESTD_USER_JOB_SCOPE = OWN, a user who "
+            "is not an admin gets the counts of their own jobs only (`scope` is `own`).",
+            _params("format"), _data("The counts.", "Summary"), POOL_ERRORS),
+    }
+
+
+def _asset_paths() -> dict[str, Schema]:
+    """The dashboard's script and style: files of the package, open like the page."""
+    out = {}
+    for name, media, what in (("dashboard.js", "text/javascript", "The dashboard's script"),
+                              ("views.js", "text/javascript", "The dashboard's views"),
+                              ("jobs.js", "text/javascript", "The dashboard's job views"),
+                              ("dashboard.css", "text/css", "The dashboard's style")):
+        words = name.replace(".", "_").split("_")
+        out[f"/{name}"] = _operation(
+            "get" + "".join(w.title() for w in words), "service", what,
+            f"{what}, which the page at `/` loads. Plain code of this package, no libraries.",
+            _params(), {"description": what + ".", "content": {media: {"schema": {"type": "string"}}}},
+            CLIENT_ERRORS, protected=False, cached=None, headers={"Cache-Control": "AssetCacheControl"})
+    return out
+
+
 def _service_paths() -> dict[str, Schema]:
     """The open paths (web.OPEN_PATHS): no token is ever needed."""
     html = {"description": "The page.", "content": {HTML: {"schema": {"type": "string"}}}}
@@ -563,8 +647,9 @@ def _service_paths() -> dict[str, Schema]:
         "/": _operation(
             "getService", "service", "Where things are",
             "JSON (or YAML) naming the API, health and metrics URLs. A browser (Accept preferring "
-            "text/html) gets a page listing the endpoints with a short pool summary instead "
-            "(without the summary when tokens are on).",
+            "text/html) gets the pool dashboard instead: the summary rendered on the server, and "
+            "live views of jobs, held jobs, machines and completions drawn by its script from "
+            "this API (with tokens on, the script asks for a token first).",
             _params("format_root"),
             {"description": "The service index, or the front page.",
              "content": {**_content(_ref("schemas", "Service"), JSON, YAML),
@@ -583,7 +668,10 @@ def _service_paths() -> dict[str, Schema]:
         "/metrics": _operation(
             "getMetrics", "service", "Prometheus metrics",
             "Requests by route and status, latency histograms, pool query latency and errors by "
-            "daemon type, requests in flight and cache hits, in the Prometheus text format.",
+            "daemon type, requests in flight and cache hits; and the pool's figures: jobs by "
+            "schedd, owner and status, slots and cores by state, and whether the collector and "
+            "each schedd answer (from the collector's ads, reused for 15 s). In the Prometheus "
+            "text format.",
             _params(),
             {"description": "The metrics.", "content": {TEXT: {"schema": {"type": "string"}}}},
             CLIENT_ERRORS, protected=False, cached=None),
@@ -617,7 +705,8 @@ def _service_paths() -> dict[str, Schema]:
 @functools.lru_cache(maxsize=8)
 def _build(version: str) -> dict[str, Any]:
     paths: dict[str, Schema] = {}
-    for group in (_service_paths(), _job_paths("jobs"), _job_paths("history"),
+    for group in (_service_paths(), _asset_paths(), _summary_paths(), _job_paths("jobs"),
+                  _job_paths("history"),
                   _grouped_job_paths("jobs"), _grouped_job_paths("history"), _status_paths(),
                   _config_paths()):
         for path, operation in group.items():
@@ -627,6 +716,7 @@ def _build(version: str) -> dict[str, Any]:
             {"name": "history", "description": "Jobs that have left the queues."},
             {"name": "status", "description": "Ads in the collector: slots, daemons, submitters."},
             {"name": "config", "description": "HTCondor configuration."},
+            {"name": "summary", "description": "The pool in counts, for dashboards."},
             {"name": "cors", "description": "CORS preflight."}]
     return {
         "openapi": "3.1.0",

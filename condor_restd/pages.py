@@ -1,4 +1,4 @@
-"""HTML for browsers: the front page with a pool summary, and API docs rendered from the OpenAPI document."""
+"""HTML for browsers: the API docs rendered from the OpenAPI document (the front page is dashboard.py)."""
 
 from __future__ import annotations
 
@@ -26,23 +26,6 @@ th { background: #f3f5f7; } a { color: #0b57a4; } .muted { color: #5b6570; }
 .method { font-weight: bold; color: #0b57a4; margin-right: .4em; }
 """
 
-# Live links for each endpoint family, on the demo pool and on any real pool alike.
-EXAMPLES: dict[str, list[str]] = {
-    "jobs": ["/v1/jobs/DEFAULT", "/v1/jobs/DEFAULT?projection=Owner,JobStatus,Cmd"],
-    "history": ["/v1/history/DEFAULT", "/v1/history/DEFAULT?projection=Owner,ExitCode"],
-    "grouped_jobs": ["/v1/grouped_jobs/DEFAULT/Owner?projection=JobStatus"],
-    "grouped_history": ["/v1/grouped_history/DEFAULT/Owner?projection=ExitCode"],
-    "status": ["/v1/status?query=startd", "/v1/status?query=schedd"],
-    "grouped_status": ["/v1/grouped_status/State?query=startd&projection=Name"],
-    "config": ["/v1/config", "/v1/config/CONDOR_HOST"],
-}
-SERVICE = [("/v1", "the v1 endpoints"), ("/v1/docs", "API documentation"),
-           ("/v1/openapi.json", "OpenAPI document (JSON)"), ("/v1/openapi.yaml", "OpenAPI document (YAML)"),
-           ("/healthz", "liveness probe"), ("/readyz", "readiness probe"),
-           ("/metrics", "Prometheus metrics")]
-JOB_STATUS_ORDER = ("idle", "running", "held", "completed", "removed", "transferring_output",
-                    "suspended", "unknown")
-SLOT_STATE_ORDER = ("Unclaimed", "Claimed", "Matched", "Preempting", "Backfill", "Drained", "Owner")
 HTTP_METHODS = ("get", "head", "options")
 FAVICON_TYPE = "image/svg+xml"
 FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
@@ -79,77 +62,6 @@ def _page(title: str, body: Iterable[str]) -> str:
         "</html>",
         "",
     ])
-
-
-def _ordered(keys: Iterable[str], order: Iterable[str]) -> list[str]:
-    present = set(keys)
-    known = [k for k in order if k in present]
-    return known + sorted(present - set(known))
-
-
-def _summary(summary: Mapping[str, Any]) -> list[str]:
-    out = ['<section id="summary">', "<h2>Pool summary</h2>"]
-    schedds = [str(s) for s in summary.get("schedds", [])]
-    out.append(f'<h3>Schedds (<span id="schedd-count">{len(schedds)}</span>)</h3>')
-    if schedds:
-        out.append('<ul id="schedds">')
-        out.extend(f'<li data-schedd="{_e(s)}">{_link("/v1/jobs/" + s, s)}</li>' for s in schedds)
-        out.append("</ul>")
-    else:
-        out.append('<p class="muted">The collector knows no schedd.</p>')
-
-    slots: Mapping[str, int] = summary.get("slots", {})
-    states = _ordered(slots, SLOT_STATE_ORDER)
-    out.append(f'<h3>Slots by state (<span id="slot-count">{sum(slots.values())}</span>)</h3>')
-    if states:
-        out.append('<table id="slots"><tr>' + "".join(f"<th>{_e(s)}</th>" for s in states)
-                   + "<th>total</th></tr><tr>")
-        out.extend(f'<td class="n" data-state="{_e(s)}">{int(slots[s])}</td>' for s in states)
-        out.append(f'<td class="n">{sum(slots.values())}</td></tr></table>')
-    else:
-        out.append('<p class="muted">The collector knows no slot.</p>')
-
-    jobs: Mapping[str, Mapping[str, int]] = summary.get("jobs", {})
-    statuses = _ordered({k for counts in jobs.values() for k in counts}, JOB_STATUS_ORDER)
-    out.append("<h3>Jobs by status</h3>")
-    if jobs:
-        out.append('<table id="jobs"><tr><th>schedd</th>'
-                   + "".join(f"<th>{_e(s.replace('_', ' '))}</th>" for s in statuses)
-                   + "<th>total</th></tr>")
-        for schedd, counts in jobs.items():
-            cells = "".join(f'<td class="n" data-status="{_e(s)}">{int(counts.get(s, 0))}</td>'
-                            for s in statuses)
-            out.append(f'<tr data-schedd="{_e(schedd)}"><th>{_link("/v1/jobs/" + schedd, schedd)}</th>'
-                       f'{cells}<td class="n">{sum(counts.values())}</td></tr>')
-        out.append("</table>")
-    else:
-        out.append('<p class="muted">No schedd to count jobs in.</p>')
-    out.append("</section>")
-    return out
-
-
-def front_page(version: str, endpoints: Mapping[str, str], summary: Mapping[str, Any] | None,
-               problem: str | None) -> str:
-    """The page a browser gets at /: the endpoints with live links, and a short pool summary."""
-    body = [f"<h1>condor_restd <span class=\"muted\">{_e(version)}</span></h1>",
-            "<p>A read-only REST API over this HTCondor pool. Every link below answers JSON; add "
-            "<code>?format=yaml</code> for YAML. See the " + _link("/v1/docs", "API documentation")
-            + " for every parameter and status code.</p>"]
-    if summary is not None:
-        body.extend(_summary(summary))
-    else:
-        body.append('<section id="summary"><h2>Pool summary</h2><p class="problem">The pool summary '
-                    f"is not available: {_e(problem or 'unknown error')}</p></section>")
-    body.extend(['<section id="endpoints">', "<h2>Endpoints</h2>",
-                 "<table><tr><th>family</th><th>URI template</th><th>try</th></tr>"])
-    for family, template in endpoints.items():
-        links = ", ".join(_link(p) for p in EXAMPLES.get(family, []))
-        body.append(f"<tr><td>{_e(family)}</td><td><code>{_e(template)}</code></td><td>{links}</td></tr>")
-    body.append("</table>")
-    body.append("<h3>The daemon</h3><ul>")
-    body.extend(f"<li>{_link(path)}: {_e(text)}</li>" for path, text in SERVICE)
-    body.append("</ul></section>")
-    return _page("condor_restd", body)
 
 
 # -------------------------------------------------------------------------- API docs

@@ -384,27 +384,9 @@ class Queries:
         return "ok"
 
     def summary(self, who: Identity | None = None) -> dict[str, Any]:
-        """A short overview of the pool: schedds, slots by state, jobs by status."""
-        if self._job_scope(who):
-            raise Forbidden("the pool overview counts every user's jobs")
-        schedds = self._call("collector", "status", "schedd", "true", ["Name", "MyType"],
-                             Shape(records="none", group="Name"))
-        slots = self._call("collector", "status", "startd", "true", ["Name", "MyType", "State"],
-                           Shape(records="none", group="State"))
-        names = sorted(str(name) for name in schedds.groups)
-        jobs: dict[str, dict[str, int]] = {}
-        for name in names:
-            rows = self._call("schedd", "jobs", name, "true", ["ClusterId", "ProcId", "JobStatus"],
-                              -1, Shape(records="none", group="JobStatus"))
-            counts: dict[str, int] = {}
-            for code in rows.groups:
-                status = JOB_STATUS.get(int(code), "unknown") if code and code.isdigit() else "unknown"
-                counts[status] = counts.get(status, 0) + 1
-            jobs[name] = counts
-        states: dict[str, int] = {}
-        for state in slots.groups:
-            states[state or "Unknown"] = states.get(state or "Unknown", 0) + 1
-        return {"schedds": names, "slots": states, "jobs": jobs}
+        """The pool overview of /v1/summary, counted from collector ads (overview.py)."""
+        from .overview import Overview  # builds on this class: imported when first used
+        return Overview(self).summary(who)
 
 
 _projection = projection

@@ -325,6 +325,8 @@ KNOBS: tuple[Knob, ...] = (
          "HTCondor users (user@domain) who see every job and the configuration."),
     Knob("RESTD_USER_JOB_SCOPE", "user_job_scope", "ALL", _choice("ALL", "OWN"),
          "Which jobs other users see: ALL, or OWN (only jobs whose User is theirs)."),
+    Knob("RESTD_METRICS_MAX_OWNERS", "metrics_max_owners", "20", _int(0, 10000),
+         "Owners named in /metrics' pool job counts (those with most jobs); the rest are 'other'."),
 )
 
 
@@ -380,6 +382,7 @@ class Settings:
     token_user_mapfile: UserMap = UserMap()
     admin_users: frozenset[str] = frozenset()
     user_job_scope: str = "ALL"
+    metrics_max_owners: int = 20
     uid_domain: str = ""  # HTCondor's UID_DOMAIN, not a RESTD knob: the domain of bare user names
 
     @classmethod

@@ -8,11 +8,13 @@ from typing import Any
 
 import cherrypy
 
-from . import __version__, openapi, pages, render
+from . import __version__, dashboard, openapi, pages, render
 from .auth import Authenticator, RedactTokens
 from .condor import Condor
+from .demo import DemoPool
 from .errors import BadRequest, NotFound, RestdError
 from .metrics import Metrics
+from .overview import Overview
 from .queries import Queries, attribute_names
 from .render import HTML, JSON, YAML
 from .settings import Settings
@@ -188,6 +190,7 @@ ENDPOINTS = {
     "status": "/v1/status{/name}{?projection,constraint,query}",
     "grouped_status": "/v1/grouped_status/{groupby}{/name}{?projection,constraint,query}",
     "config": "/v1/config{/attribute}{?daemon}",
+    "summary": "/v1/summary",
 }
 
 
@@ -204,7 +207,8 @@ def _described() -> dict[str, Any]:
 class V1:
     """/v1: one exposed object per endpoint family, and the API's own description."""
 
-    def __init__(self, queries: Queries) -> None:
+    def __init__(self, queries: Queries, overview: Overview) -> None:
+        self._overview = overview
         self.jobs = Jobs(queries, "jobs")
         self.history = Jobs(queries, "history")
         self.grouped_jobs = GroupedJobs(queries, "jobs")
@@ -212,6 +216,12 @@ class V1:
         self.status = Status(queries)
         self.grouped_status = GroupedStatus(queries)
         self.config = Config(queries)
+
+    @cherrypy.expose
+    def summary(self, **params: Any) -> Any:
+        """/v1/summary: counts from the collector's ads, for dashboards."""
+        _params(params, ())
+        return self._overview.summary(render.identity())
 
     @cherrypy.expose
     def index(self, **params: Any) -> Any:
@@ -244,10 +254,12 @@ class V1:
 class Root:
     """/: a page for browsers (JSON for everyone else), health probes, metrics, and /v1."""
 
-    def __init__(self, queries: Queries, metrics: Metrics) -> None:
+    def __init__(self, queries: Queries, metrics: Metrics, overview: Overview, demo: bool = False) -> None:
         self._queries = queries
         self._metrics = metrics
-        self.v1 = V1(queries)
+        self._overview = overview
+        self._demo = demo
+        self.v1 = V1(queries, overview)
 
     @cherrypy.expose
     @render.offers(JSON, YAML, HTML)
@@ -258,12 +270,39 @@ class Root:
                     "openapi": "/v1/openapi.json", "health": "/healthz", "ready": "/readyz",
                     "metrics": "/metrics"}
         summary, problem = None, None
-        try:
-            summary = self._queries.summary()
+        try:  # the browser sends no token here: with tokens on, the script asks for one
+            summary = self._overview.summary(render.identity())
         except RestdError as exc:
             problem = exc.message
-        return render.Page(pages.front_page(__version__, ENDPOINTS, summary, problem),
-                           "text/html; charset=utf-8")
+        page = dashboard.front_page(__version__, ENDPOINTS, summary, problem, demo=self._demo,
+                                    authentication=self._queries.settings.authentication)
+        return render.Page(page, "text/html; charset=utf-8")
+
+    @cherrypy.expose
+    @render.offers(dashboard.JS_TYPE.split(";")[0])
+    def dashboard_js(self, **params: Any) -> Any:  # /dashboard.js
+        return self._asset("dashboard.js", params)
+
+    @cherrypy.expose
+    @render.offers(dashboard.JS_TYPE.split(";")[0])
+    def views_js(self, **params: Any) -> Any:  # /views.js
+        return self._asset("views.js", params)
+
+    @cherrypy.expose
+    @render.offers(dashboard.JS_TYPE.split(";")[0])
+    def jobs_js(self, **params: Any) -> Any:  # /jobs.js
+        return self._asset("jobs.js", params)
+
+    @cherrypy.expose
+    @render.offers(dashboard.CSS_TYPE.split(";")[0])
+    def dashboard_css(self, **params: Any) -> Any:  # /dashboard.css
+        return self._asset("dashboard.css", params)
+
+    @staticmethod
+    def _asset(name: str, params: dict[str, Any]) -> Any:
+        _params(params, ())
+        cherrypy.serving.response.headers["Cache-Control"] = "public, max-age=300"
+        return render.Page(dashboard.asset(name), dashboard.ASSETS[name])
 
     @cherrypy.expose
     def healthz(self, **params: Any) -> Any:
@@ -335,7 +374,8 @@ class Request(cherrypy._cprequest.Request):
 # Served without a token when RESTD_AUTHENTICATION = TOKEN: probes, metrics, the API's description.
 # Every other path needs one (and queries checks again that pool data goes to a known user).
 OPEN_PATHS = ("/", "/healthz", "/readyz", "/metrics", "/favicon.ico", "/v1", "/v1/openapi.json",
-              "/v1/openapi.yaml", "/v1/docs")
+              "/v1/openapi.yaml", "/v1/docs", "/dashboard.js", "/views.js",
+              "/jobs.js", "/dashboard.css")
 
 
 class Application(cherrypy.Application):
@@ -364,6 +404,10 @@ def make_app(settings: Settings, backend: Condor, isolate: bool = True) -> cherr
     calls run in worker processes (`isolate`: False runs them in the request's thread)."""
     metrics = Metrics()
     queries = Queries(settings, backend, metrics, isolate)
+    overview = Overview(queries)
+    # /metrics needs no token: with tokens on, it names no owner
+    metrics.watch_pool(overview.figures,
+                       0 if settings.authentication == "TOKEN" else settings.metrics_max_owners)
     authenticator = Authenticator(settings, OPEN_PATHS) if settings.authentication == "TOKEN" else None
     config = {
         "/": {
@@ -377,7 +421,8 @@ def make_app(settings: Settings, backend: Condor, isolate: bool = True) -> cherr
             "log.screen": False,
         }
     }
-    app = Application(Root(queries, metrics), "", config)
+    app = Application(Root(queries, metrics, overview, isinstance(backend, DemoPool)), "",
+                               config)
     app.request_class = Request
     app.log.screen = False
     app.queries = queries

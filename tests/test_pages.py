@@ -1,14 +1,16 @@
-"""The pages for browsers: / as HTML with a pool summary and live links, and /v1/docs from the OpenAPI document."""
+"""The pages for browsers: / as the pool dashboard (its summary rendered on the server), and /v1/docs."""
 
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
 
 import classad2
 import pytest
 
-from condor_restd import __version__, openapi, pages, web
+from condor_restd import __version__, dashboard, openapi, pages, web
 from condor_restd.demo import DemoPool
 from condor_restd.errors import Unavailable
 
@@ -20,11 +22,12 @@ EVIL = '<script>alert("x")</script>&"\''
 
 
 class Page(HTMLParser):
-    """Links, element ids, data-* cells and text of one page; fails on unbalanced tables."""
+    """Links, scripts, element ids, data-* cells and text of one page; fails on unbalanced tables."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
         self.links: list[str] = []
+        self.sources: list[str] = []
         self.ids: set[str] = set()
         self.cells: dict[tuple[str, str], str] = {}
         self.tags: list[str] = []
@@ -39,18 +42,23 @@ class Page(HTMLParser):
         self.tags.append(tag)
         if tag == "a" and "href" in a:
             self.links.append(a["href"])
+        if tag in ("script", "link", "img") and ("src" in a or "href" in a):
+            self.sources.append(a.get("src") or a["href"])
         if "id" in a:
             self.ids.add(a["id"])
         if tag == "tr":
             self._row = a
+        row = "/".join(filter(None, (self._row.get("data-schedd"), self._row.get("data-owner"))))
         if tag == "td" and "data-status" in a:
-            self._cell = (self._row.get("data-schedd", ""), a["data-status"])
+            self._cell = (row, a["data-status"])
         elif tag == "td" and "data-state" in a:
             self._cell = ("slots", a["data-state"])
+        elif tag == "td" and "data-kind" in a:
+            self._cell = (self._row.get("data-resource", ""), a["data-kind"])
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
-        if self._cell is not None:
+        if self._cell is not None and data.strip():
             self.cells[self._cell] = data
             self._cell = None
 
@@ -66,7 +74,7 @@ def test_a_browser_gets_html(client: Client) -> None:
     assert r.status == 200
     assert r.headers["content-type"] == "text/html; charset=utf-8"
     assert r.text.startswith("<!DOCTYPE html>")
-    assert "<title>condor_restd</title>" in r.text
+    assert "<title>Personal Condor at 127.0.0.1@vm · condor_restd</title>" in r.text
 
 
 @pytest.mark.parametrize("accept", [None, CURL, "application/json", "application/json, text/html;q=0.5"])
@@ -93,19 +101,37 @@ def test_json_index_does_not_touch_the_pool(make_client: Callable[..., Client]) 
 
 # ------------------------------------------------------------------------ the summary
 
-def test_summary_shows_the_demo_pool(client: Client) -> None:
+def test_summary_shows_the_demo_pool_without_javascript(client: Client) -> None:
     page = Page(front(client).text)
-    assert {"summary", "endpoints", "schedds", "slots", "jobs"} <= page.ids
+    assert {"summary", "endpoints", "counts", "slots", "resources", "machines"} <= page.ids
     assert page.cells[("slots", "Unclaimed")] == "1"
     assert page.cells[("slots", "Claimed")] == "6"
     assert page.cells[("vm", "running")] == "4"
     assert page.cells[("vm", "idle")] == "6"
     assert page.cells[("vm", "held")] == "4"
+    assert page.cells[("vm", "total")] == "14"
     assert page.cells[("schedd2@vm", "running")] == "2"
     assert page.cells[("schedd2@vm", "idle")] == "6"
     assert page.cells[("schedd2@vm", "held")] == "4"
+    assert page.cells[("vm/bob@localhost", "held")] == "2"
+    assert page.cells[("schedd2@vm/alice@localhost", "idle")] == "3"
+    assert page.cells[("cpus", "used")] == "6" and page.cells[("cpus", "total")] == "8"
+    assert page.cells[("cpus", "partitionable_free")] == "2"
     text = "".join(page.text)
-    assert "Schedds (2)" in text and "Slots by state (7)" in text
+    assert "HTCondor 25.14.0" in text and "Personal Condor at 127.0.0.1@vm" in text
+    assert "1 of these are partitionable slots" in text  # not a misleading "Unclaimed 1" alone
+
+
+def test_the_demo_pool_wears_a_badge(make_client: Callable[..., Client], pool: DemoPool) -> None:
+    class Real:
+        """Not the demo: the same ads behind another class."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(pool, name)
+
+    assert 'id="demo">DEMO<' in front(make_client()).text
+    r = front(make_client(Real()))
+    assert r.status == 200 and "DEMO" not in r.text and 'data-demo="false"' in r.text
 
 
 def test_summary_when_the_pool_is_down(make_client: Callable[..., Client]) -> None:
@@ -116,14 +142,14 @@ def test_summary_when_the_pool_is_down(make_client: Callable[..., Client]) -> No
     r = front(make_client(Down()))
     assert r.status == 200
     assert "not available" in r.text and "cannot reach the collector at cm.example.org" in r.text
-    assert 'href="/v1/jobs/DEFAULT"' in r.text  # the endpoints are still listed
+    assert "/v1/jobs/DEFAULT?" in r.text  # the endpoints are still listed
 
 
 def test_summary_of_an_empty_pool(make_client: Callable[..., Client]) -> None:
     r = front(make_client(DemoPool(queues={}, histories={}, collector=[])))
     assert r.status == 200
     text = "".join(Page(r.text).text)
-    assert "Schedds (0)" in text and "knows no schedd" in text and "knows no slot" in text
+    assert "knows no schedd" in text and "knows no slot" in text
 
 
 # --------------------------------------------------------------------------- escaping
@@ -133,11 +159,12 @@ class EvilPool(DemoPool):
 
     def status(self, ad_type: str, constraint: str, projection: Any) -> Any:
         if ad_type == "schedd":
-            return [classad2.ClassAd({"Name": EVIL, "MyType": "Scheduler"})]
-        return [classad2.ClassAd({"Name": "slot1@vm", "MyType": "Machine", "State": EVIL})]
-
-    def jobs(self, schedd: str | None, *args: Any, **kwargs: Any) -> Any:
-        return [classad2.ClassAd({"ClusterId": 1, "ProcId": 0, "JobStatus": 2})]
+            return [classad2.ClassAd({"Name": EVIL, "MyType": "Scheduler", "TotalIdleJobs": 1})]
+        if ad_type == "submitter":
+            return [classad2.ClassAd({"Name": EVIL + "@x", "MyType": "Submitter", "ScheddName": EVIL,
+                                      "IdleJobs": 1})]
+        return [classad2.ClassAd({"Name": "slot1@vm", "MyType": "Machine", "State": EVIL,
+                                  "Machine": EVIL})]
 
 
 def test_everything_from_the_pool_is_escaped(make_client: Callable[..., Client]) -> None:
@@ -149,8 +176,8 @@ def test_everything_from_the_pool_is_escaped(make_client: Callable[..., Client])
 
 
 def test_problem_text_and_endpoints_are_escaped() -> None:
-    text = pages.front_page(EVIL, {EVIL: EVIL}, None, EVIL)
-    assert "<script>" not in text and text.count("&lt;script&gt;") == 4
+    text = dashboard.front_page(EVIL, {EVIL: EVIL}, None, EVIL)
+    assert "<script>" not in text and text.count("&lt;script&gt;") >= 4
     doc = openapi.document(EVIL)
     doc["info"]["description"] = EVIL
     assert "<script>" not in pages.api_docs(doc)
@@ -161,14 +188,36 @@ def test_problem_text_and_endpoints_are_escaped() -> None:
 def test_every_link_on_the_front_page_answers(client: Client) -> None:
     page = Page(front(client).text)
     links = [link.replace("&amp;", "&") for link in page.links]
-    for path in ("/v1/jobs/DEFAULT", "/v1/status?query=startd", "/v1/config", "/v1/docs",
-                 "/v1/openapi.json", "/healthz", "/readyz", "/metrics", "/v1/jobs/vm",
-                 "/v1/jobs/schedd2@vm"):
+    for path in ("/v1/status?query=startd&projection=State,Cpus,Memory", "/v1/config", "/v1/docs",
+                 "/v1/openapi.json", "/healthz", "/readyz", "/metrics", "/v1/summary"):
         assert path in links, path
     for link in links:
+        if link.startswith("#"):
+            assert link[1:] in page.ids, link
+            continue
         path, _, query = link.partition("?")
         r = client.get(path, query=query, headers={"Accept": BROWSER})
         assert r.status == 200, (link, r)
+
+
+def test_job_links_ask_for_a_projection_and_a_page(client: Client) -> None:
+    """No link on the page fetches every attribute of every job (#15, item 6)."""
+    page = Page(front(client).text)
+    jobs = [link for link in page.links if link.startswith(("/v1/jobs/", "/v1/history/"))]
+    assert len(jobs) > 30  # every count in the table, and the examples
+    for link in jobs:
+        params = parse_qs(urlsplit(link.replace("&amp;", "&")).query)
+        assert params["projection"] and int(params["limit"][0]) <= 100, link
+
+
+def test_count_links_lead_to_the_jobs_counted(client: Client) -> None:
+    page = Page(front(client).text)
+    held = [link.replace("&amp;", "&") for link in page.links
+            if link.startswith("/v1/jobs/vm?") and "JobStatus%20%3D%3D%205" in link and "bob" in link]
+    assert len(held) == 1
+    path, _, query = held[0].partition("?")
+    jobs = client.get(path, query=query).json()
+    assert len(jobs) == 2 and {j["classad"]["owner"] for j in jobs} == {"bob"}
 
 
 def test_every_endpoint_family_has_a_live_link(client: Client) -> None:
@@ -180,10 +229,26 @@ def test_every_endpoint_family_has_a_live_link(client: Client) -> None:
 def test_no_external_resources(client: Client) -> None:
     for text in (front(client).text, client.get("/v1/docs").text):
         page = Page(text)
-        assert not [link for link in page.links if "//" in link], "links stay on this daemon"
+        assert not [link for link in page.links + page.sources if "//" in link], "links stay on this daemon"
         assert "http://" not in text and "https://" not in text
-        assert "script" not in page.tags
         assert 'rel="icon" href="/favicon.ico"' in text
+    assert Page(front(client).text).sources == ["/favicon.ico", "/dashboard.css", "/dashboard.js", "/views.js",
+                                                "/jobs.js"]
+    for name in dashboard.ASSETS:
+        body = client.get("/" + name).text
+        assert "http://" not in body and "https://" not in body and "@import" not in body, name
+
+
+@pytest.mark.parametrize("name, media", [("dashboard.js", "text/javascript"), ("views.js", "text/javascript"),
+                                         ("jobs.js", "text/javascript"), ("dashboard.css", "text/css")])
+def test_the_page_files_come_from_the_package_with_their_licence(client: Client, name: str,
+                                                                  media: str) -> None:
+    r = client.get("/" + name, headers={"Accept": "*/*"})
+    assert r.status == 200 and r.headers["content-type"] == f"{media}; charset=utf-8"
+    assert r.body == (Path(dashboard.__file__).parent / "static" / name).read_bytes()
+    assert "Apache License, Version 2.0" in r.text[:600]
+    assert r.headers["cache-control"] == "public, max-age=300"
+    assert client.get("/" + name, {"x": "1"}).status == 400
 
 
 def test_favicon_is_served_so_browsers_log_no_error(client: Client) -> None:
@@ -226,4 +291,23 @@ def test_docs_links_answer(client: Client) -> None:
 
 
 def test_docs_are_small(client: Client) -> None:
-    assert len(client.get("/v1/docs").body) < 150_000
+    assert len(client.get("/v1/docs").body) < 180_000  # grew with /v1/summary and the page files
+
+
+def test_the_page_files_are_package_data() -> None:
+    """setup.py ships condor_restd/static/* (so the RPM's and the Debian build's setup.py
+    install it), and MANIFEST.in puts them in the sdist."""
+    root = Path(dashboard.__file__).parent.parent
+    assert '"static/*"' in (root / "setup.py").read_text(encoding="utf-8")
+    assert "recursive-include condor_restd/static *" in (root / "MANIFEST.in").read_text(encoding="utf-8")
+    shipped = {p.name for p in (root / "condor_restd" / "static").iterdir()}
+    assert shipped == set(dashboard.ASSETS)
+
+
+def test_a_big_pool_lists_its_first_machines_only(make_client: Callable[..., Client], pool: DemoPool) -> None:
+    slots = [classad2.ClassAd({"MyType": "Machine", "Name": f"slot1@wn{i:04d}", "Machine": f"wn{i:04d}",
+                               "State": "Unclaimed", "Cpus": 4, "Memory": 100}) for i in range(250)]
+    big = DemoPool(collector=[*pool.collector, *slots])
+    page = Page(front(make_client(big)).text)
+    rows = [c for c in page.tags if c == "tr"]
+    assert len(rows) < 250 and "The first 200 of 251 machines" in "".join(page.text)

@@ -109,6 +109,8 @@ GOOD = [
     ("RESTD_TOKEN_USER_MAPFILE", "", "token_user_mapfile", UserMap()),
     ("RESTD_ADMIN_USERS", "alice@example.org", "admin_users", frozenset({"alice@example.org"})),
     ("RESTD_USER_JOB_SCOPE", "All", "user_job_scope", "ALL"),
+    ("RESTD_METRICS_MAX_OWNERS", "0", "metrics_max_owners", 0),
+    ("RESTD_METRICS_MAX_OWNERS", " 50 ", "metrics_max_owners", 50),
     ("RESTD_SSL_CERTFILE", "", "ssl_certfile", ""),
     ("RESTD_SSL_KEYFILE", "", "ssl_keyfile", ""),
 ]
@@ -181,6 +183,9 @@ BAD = [
     ("RESTD_TOKEN_USER_MAPFILE", "/nonexistent/restd.map"),
     ("RESTD_ADMIN_USERS", "alice"),
     ("RESTD_USER_JOB_SCOPE", "SOME"),
+    ("RESTD_METRICS_MAX_OWNERS", "-1"),
+    ("RESTD_METRICS_MAX_OWNERS", "lots"),
+    ("RESTD_METRICS_MAX_OWNERS", "100000"),
     ("RESTD_SSL_CERTFILE", "/nonexistent/restd.crt"),
     ("RESTD_SSL_KEYFILE", "/nonexistent/restd.key"),
 ]
