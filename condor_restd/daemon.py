@@ -418,6 +418,7 @@ class Daemon:
             self.listener.set_app(app)
             self.listener.set_threads(new.threads)
         self._tls = tls_state(new)
+        self.app.queries.drain()  # its workers go as their calls end; the new app forks its own
         self._retired.append((time.monotonic() + old.query_timeout + old.shutdown_timeout, self.app))
         self.app, self.settings = app, new
         log.info("configuration reloaded: %s", _changes(old, new))

@@ -104,6 +104,10 @@ class Queries:
     def close(self) -> None:
         self.pool.close()
 
+    def drain(self) -> None:
+        """A newer configuration serves now: let this one's workers go as their calls end."""
+        self.pool.drain()
+
     # ----------------------------------------------------------------------- plumbing
 
     def _call(self, daemon: str, method: str, *args: Any) -> Any:

@@ -56,7 +56,9 @@ class Pool:
         self._alive = 0  # idle, busy, and being forked
         self._cond = threading.Condition()
         self._closed = False
+        self._draining = False  # every worker exits after its call (an old configuration's pool)
         self._dead: list[int] = []  # pids to reap
+        _fixed_mmap_threshold()
 
     # ------------------------------------------------------------------------- the call
 
@@ -104,7 +106,7 @@ class Pool:
         why = None
         if not healthy:
             why = "broken"
-        elif self._closed:
+        elif self._closed or self._draining:
             why = "closed"
         elif self.max_calls and worker.calls >= self.max_calls:
             why = f"served {worker.calls} calls (RESTD_WORKER_MAX_CALLS)"
@@ -150,6 +152,12 @@ class Pool:
                 self._alive -= 1
             self._idle = []
             self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Keep no worker idle from now on: the idle ones exit now, busy ones after their call.
+        Calls still work (a request of an old configuration may still be streaming)."""
+        self._draining = True
+        self.recycle()
 
     def close(self, grace: float = 2.0) -> None:
         """No more calls: idle workers exit now, busy ones when their call ends."""
@@ -207,6 +215,9 @@ class Inline:
             self._slots.release()
 
     def recycle(self) -> None:
+        pass
+
+    def drain(self) -> None:
         pass
 
     def close(self, grace: float = 2.0) -> None:
@@ -291,6 +302,20 @@ class _Worker:
             self.conn.close()  # the worker sees EOF and exits
         except OSError:
             pass
+
+
+def _fixed_mmap_threshold() -> None:
+    """Keep big buffers (answers passing through the front) in their own mappings, given back
+    when freed. glibc otherwise raises its threshold after the first big free, up to 32 MiB,
+    and later answers of that size stay in the heap once freed."""
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+M_MMAP_THRESHOLD = -3  # mallopt(3)
+MMAP_THRESHOLD = 256 << 10
 
 
 # ------------------------------------------------------------------------- the worker side

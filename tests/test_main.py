@@ -431,8 +431,9 @@ def test_sighup_settings_change_the_daemon_log(tmp_path: Path,
 class FakeApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.queries = SimpleNamespace(closed=False)
+        self.queries = SimpleNamespace(closed=False, drained=False)
         self.queries.close = lambda: setattr(self.queries, "closed", True)
+        self.queries.drain = lambda: setattr(self.queries, "drained", True)
 
 
 class FakeListener:
@@ -1016,3 +1017,50 @@ def test_version_is_one_line_however_narrow_the_terminal(monkeypatch: pytest.Mon
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith(f"condor_restd {__version__} (")
     assert out.rstrip().endswith("compiled helper)")
+
+
+def daemon_children(running: RunningDaemon) -> set[int]:
+    """The daemon's live child processes: its query workers."""
+    found = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == running.proc.pid and fields[0] != "Z":
+                found.add(int(name))
+    return found
+
+
+def gone(pids: set[int]) -> bool:
+    return not any(os.path.exists(f"/proc/{pid}") and
+                   open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+                   for pid in pids if os.path.exists(f"/proc/{pid}"))
+
+
+@pytest.mark.slow
+def test_query_workers_die_with_a_killed_daemon(start_daemon: Callable[..., RunningDaemon]) -> None:
+    running = start_daemon({"RESTD_QUERY_WORKERS": "3"}).listening()
+    assert job_count(running) == DEFAULT_SCHEDD_JOBS
+    workers = daemon_children(running)
+    assert workers  # the query ran in a worker process
+    running.proc.kill()  # kill -9: no handler runs, condor_master would start a fresh daemon
+    running.wait()
+    wait_until(lambda: gone(workers), timeout=5, what="the workers to die with the daemon")
+
+
+@pytest.mark.slow
+def test_sighup_brings_new_workers_and_the_old_ones_go(start_daemon: Callable[..., RunningDaemon]) -> None:
+    running = start_daemon({"RESTD_MAX_JOBS": "20"}).listening()
+    assert job_count(running) == DEFAULT_SCHEDD_JOBS
+    old = daemon_children(running)
+    running.config["RESTD_MAX_JOBS"] = "5"
+    running.write_config()
+    running.signal(signal.SIGHUP)
+    running.wait_for_log(r"configuration reloaded")
+    wait_until(lambda: gone(old), timeout=5, what="the old workers to exit")
+    assert job_count(running) == 5  # the new settings, from new workers
+    assert daemon_children(running) and not daemon_children(running) & old
+    running.signal(signal.SIGTERM)
+    assert running.wait() == 0

@@ -87,7 +87,7 @@ def test_summary_counts_equal_the_job_lists_of_the_demo_pool(client: Client) -> 
 
 def test_summary_reads_no_job_list(make_client: Callable[..., Client]) -> None:
     pool = Recording()
-    assert make_client(pool).get("/v1/summary").status == 200
+    assert make_client(pool, isolate=False).get("/v1/summary").status == 200
     assert "jobs" not in pool.calls
     assert sorted(pool.calls) == ["status:collector", "status:schedd", "status:startd", "status:submitter"]
 
@@ -116,7 +116,7 @@ def test_summary_is_cached_by_etag_and_answers_yaml(client: Client) -> None:
     again = client.get("/v1/summary", headers={"If-None-Match": first.headers["etag"]})
     assert again.status == 304 and again.body == b""
     assert client.get("/v1/summary", {"format": "yaml"}).text.startswith("pool:")
-    assert client.get("/v1/summary", {"x": "1"}).status == 400
+    assert "'x'" in client.get("/v1/summary", {"x": "1"}).headers["warning"]  # ignored, and named
 
 
 def test_summary_when_the_collector_is_down(make_client: Callable[..., Client]) -> None:
@@ -226,7 +226,7 @@ def test_metrics_say_what_cannot_be_reached(make_client: Callable[..., Client]) 
 
 def test_pool_figures_are_reused_between_scrapes(make_client: Callable[..., Client]) -> None:
     pool = Recording()
-    client = make_client(pool)
+    client = make_client(pool, isolate=False)
     scrape(client)
     asked = len(pool.calls)
     assert asked == 5  # schedd, submitter, startd ads and one probe per schedd
@@ -239,7 +239,7 @@ def test_a_flocked_submitter_gets_a_row_but_no_probe(make_client: Callable[..., 
     pool.collector.append(classad2.ClassAd({"MyType": "Submitter", "Name": "eve@far.org",
                                             "ScheddName": "far-schedd", "IdleJobs": 2,
                                             "RunningJobs": 0, "HeldJobs": 0}))
-    client = make_client(pool)
+    client = make_client(pool, isolate=False)
     summary = client.get("/v1/summary").json()
     far = {s["name"]: s for s in summary["jobs"]["schedds"]}["far-schedd"]
     assert far["idle"] is None and far["owners"][0]["idle"] == 2
@@ -265,12 +265,12 @@ def test_the_example_grafana_board_uses_only_exported_metrics(client: Client) ->
 
 def test_polling_pages_share_one_summary(make_client: Callable[..., Client]) -> None:
     pool = Recording()
-    client = make_client(pool, cache_ttl=2)
+    client = make_client(pool, cache_ttl=2, isolate=False)
     for _ in range(3):
         assert client.get("/v1/summary").status == 200
     assert len(pool.calls) == 4  # reused for SUMMARY_TTL seconds, longer than RESTD_CACHE_TTL here
     uncached = Recording()
-    off = make_client(uncached)  # RESTD_CACHE_TTL = 0 turns every cache off, this one too
+    off = make_client(uncached, isolate=False)  # RESTD_CACHE_TTL = 0 turns every cache off, this one too
     off.get("/v1/summary")
     off.get("/v1/summary")
     assert len(uncached.calls) == 8

@@ -1,0 +1,196 @@
+"""Worker processes against threads, side by side in one run, on pools that cost what a real one does.
+
+- Throughput: single-job requests with 16 clients over loopback, the demo pool holding the GIL
+  for 6.6 ms a query (CostlyPool: what one query costs through the bindings on a real schedd).
+- Memory: the total size (PSS, so that pages shared by the front and its workers count once)
+  of the daemon's processes when idle, at the peak of a 100k-job answer, and after it, the
+  jobs living in a fake schedd process of their own as on a real pool.
+"""
+
+from __future__ import annotations
+
+import http.client
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import load  # noqa: E402
+
+from condor_restd import daemon  # noqa: E402
+from condor_restd.demo import CostlyPool  # noqa: E402
+from condor_restd.settings import Settings  # noqa: E402
+from condor_restd.web import make_app  # noqa: E402
+
+MODES = ("threads", "workers")
+
+
+def _daemon(settings: Settings, backend: Callable[[], Any], isolate: bool, ready: Any) -> None:
+    """The daemon, in a process of its own, until SIGTERM."""
+    import cherrypy
+
+    cherrypy.log.screen = False
+    app = make_app(settings, backend(), isolate)
+    app.log.access_log.disabled = True
+    listener = daemon.Listener(settings, app)
+    listener.start()
+    ready.set()
+    signal.sigwait({signal.SIGTERM})
+    app.queries.close()
+    os._exit(0)
+
+
+class Served:
+    """A daemon process on a free loopback port, in `mode`."""
+
+    def __init__(self, mode: str, backend: Callable[[], Any], **settings: Any) -> None:
+        self.port = load.free_port()
+        self.settings = Settings(cache_ttl=0, port=self.port, threads=16, **settings)
+        context = multiprocessing.get_context("fork")
+        self.ready = context.Event()
+        self.process = context.Process(target=_daemon, args=(self.settings, backend,
+                                                             mode == "workers", self.ready))
+
+    def __enter__(self) -> Served:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # for sigwait in the child
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        if not self.ready.wait(120):
+            raise RuntimeError("the daemon did not start")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.process.terminate()
+        self.process.join(30)
+
+    def pss_kib(self) -> int:
+        """Proportional set size of the daemon and every process below it, in KiB."""
+        return sum(_pss(pid) for pid in _tree(self.process.pid))
+
+    def workers(self) -> int:
+        return len(_tree(self.process.pid)) - 1
+
+
+def _tree(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(name)] = int(fields[1])
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def _pss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# ---------------------------------------------------------------------------- throughput
+
+SINGLE_JOBS = [(f"/v1/jobs/DEFAULT/{c}/{p}?projection=Owner,JobStatus,X{n}", 200)
+               for n, (c, p) in enumerate([(2, 0), (2, 1), (2, 2), (5, 0), (7, 0), (17, 0), (17, 1),
+                                           (17, 2), (18, 0), (18, 1), (19, 0), (20, 0), (20, 1),
+                                           (21, 0)] * 5)]  # different URLs: no shared queries
+
+
+def throughput(seconds: float = 10.0, clients: int = 16, call_us: float = 6600) -> dict[str, Any]:
+    """Single-job requests per second in each mode, on the GIL-holding demo pool."""
+    results: dict[str, Any] = {}
+    for mode in MODES:
+        with Served(mode, lambda: CostlyPool(call_us=call_us), query_workers=4) as served:
+            load.hammer(served.port, SINGLE_JOBS, 4, 1.0, 2_000)  # warm up
+            results[mode] = load.hammer(served.port, SINGLE_JOBS, clients, seconds, 1_000_000)
+    results["ratio"] = results["workers"]["rps"] / max(results["threads"]["rps"], 1e-9)
+    return results
+
+
+# ------------------------------------------------------------------------------- memory
+
+def _get(port: int, path: str) -> tuple[float, float, int]:
+    """First byte and total seconds, and the size, of one GET read a chunk at a time."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+    started = time.perf_counter()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    first = None
+    size = 0
+    while True:
+        chunk = response.read1(1 << 16)
+        if first is None:
+            first = time.perf_counter() - started
+        if not chunk:
+            break
+        size += len(chunk)
+    conn.close()
+    return first or 0.0, time.perf_counter() - started, size
+
+
+def memory(count: int = 100_000) -> dict[str, Any]:
+    """Total PSS of the daemon's processes idle, at the peak of a `count`-job answer, and after."""
+    from big import history_texts
+    from fakeschedd import FakeSchedd
+
+    schedd = FakeSchedd(history_texts(count)).start()
+    results: dict[str, Any] = {"count": count}
+    try:
+        for mode in MODES:
+            with Served(mode, schedd.client, max_jobs=0, query_workers=4,
+                        query_timeout=3600) as served:
+                load.hammer(served.port, [("/v1/jobs/DEFAULT?constraint=ClusterId==0", 200)], 4,
+                            1.0, 50)  # every worker forked and warm
+                time.sleep(0.5)
+                idle = served.pss_kib()
+                peak = [idle]
+                done = threading.Event()
+
+                def sample(served: Served = served) -> None:
+                    while not done.wait(0.05):
+                        peak[0] = max(peak[0], served.pss_kib())
+
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+                first, total, size = _get(served.port, "/v1/jobs/DEFAULT")
+                done.set()
+                sampler.join()
+                time.sleep(1.0)
+                after = served.pss_kib()
+                results[mode] = {"idle_kib": idle, "peak_kib": peak[0], "after_kib": after,
+                                 "first_s": first, "total_s": total, "bytes": size,
+                                 "after_over_idle": after / idle}
+    finally:
+        schedd.stop()
+    return results
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv
+    print(throughput(seconds=3.0 if quick else 10.0))
+    print(memory(10_000 if quick else 100_000))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
