@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from condor_restd import condor  # noqa: E402
-from condor_restd.demo import hold_gil  # noqa: E402
+from condor_restd import condor
+from condor_restd.demo import hold_gil
 
 
 def _serve(address: Any, texts: Sequence[str], scan_us: float, ready: Any) -> None:

@@ -166,7 +166,8 @@ def memory(count: int = 100_000) -> dict[str, Any]:
                 peak = [idle]
                 done = threading.Event()
 
-                def sample(served: Served = served) -> None:
+                def sample(served: Served = served, peak: list[int] = peak,
+                           done: threading.Event = done) -> None:
                     while not done.wait(0.05):
                         peak[0] = max(peak[0], served.pss_kib())
 
