@@ -120,7 +120,7 @@ MEMORY_MODES = {
     "history-schedd": ("`/v1/history/DEFAULT`, streamed, through the schedd query", "/v1/history/DEFAULT"),
     "history-file": ("`/v1/history/DEFAULT`, streamed, from the history file", "/v1/history/DEFAULT"),
     "queue-call": ("one `query()` call for the whole queue", None),
-    "queue-daemon": ("`/v1/jobs/DEFAULT`, id windows, spooled", "/v1/jobs/DEFAULT"),
+    "queue-daemon": ("`/v1/jobs/DEFAULT`, id windows, streamed", "/v1/jobs/DEFAULT"),
 }
 
 
@@ -163,7 +163,7 @@ def _memory_child(mode: str, count: int, out: Any) -> None:
     else:
         backend = WireSchedd(texts)
     del texts
-    app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend)
+    app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend, isolate=False)
     gc.collect()
     url = MEMORY_MODES[mode][1]
     if url is None:
@@ -212,7 +212,7 @@ def page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_000, 1
                      size: int = 100) -> list[dict[str, Any]]:
     """The cost of one 100-record history page at several depths, cursor from the page before."""
     schedd = WireSchedd(history_texts(count))
-    client = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), schedd))
+    client = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), schedd, isolate=False))
     rows = []
     for depth in depths:
         # the cursor a client holds after reading `depth` records
@@ -234,7 +234,7 @@ def file_page_depth_bench(count: int = 100_000, depths: Sequence[int] = (0, 10_0
     folder = Path(tempfile.mkdtemp(prefix="restd-bench-"))
     path = folder / "history"
     write_history_file(history_texts(count), path)
-    client = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), LocalHistory(path)))
+    client = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), LocalHistory(path), isolate=False))
     rows = []
     for depth in depths:
         params: dict[str, Any] = {"limit": size}
@@ -263,7 +263,7 @@ def single_flight_bench(clients: int = 64) -> dict[str, Any]:
 
     slow_schedd = Slow.__new__(Slow)
     slow_schedd.__dict__.update(schedd.__dict__)
-    client = Client(make_app(Settings(max_jobs=5_000, cache_ttl=0, query_timeout=60), slow_schedd))
+    client = Client(make_app(Settings(max_jobs=5_000, cache_ttl=0, query_timeout=60), slow_schedd, isolate=False))
     statuses: list[int] = []
     threads = [threading.Thread(target=lambda: statuses.append(
         client.get("/v1/history/DEFAULT", {"constraint": 'Owner == "bob"'}).status)) for _ in range(clients)]

@@ -116,7 +116,7 @@ def _timed_get(app: Callable[..., Any], pool: Timed, path: str, repeat: int) -> 
 def encode_one(size: int, repeat: int) -> dict[str, Any]:
     ads = realistic_ads(size)
     pool = Timed(DemoPool(queues={"vm": ads, "schedd2@vm": []}, histories={"vm": ads, "schedd2@vm": []}))
-    app = make_app(Settings(max_jobs=0, query_timeout=600, cache_ttl=0), pool)
+    app = make_app(Settings(max_jobs=0, query_timeout=600, cache_ttl=0), pool, isolate=False)
     client = Client(app)
     for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT"):
         assert client.get(path).status == 200
@@ -125,8 +125,8 @@ def encode_one(size: int, repeat: int) -> dict[str, Any]:
     row["history_s"], row["history_pool_s"] = _timed_get(app, pool, "/v1/history/DEFAULT", repeat)
     row["original_s"] = best_of(lambda: original_method(ads), repeat)
     app.queries.close()
-    if size <= 10_000:  # the default cap: one query, nothing spooled or streamed
-        capped = make_app(Settings(query_timeout=600, cache_ttl=0), pool)
+    if size <= 10_000:  # the default cap: one query, nothing streamed
+        capped = make_app(Settings(query_timeout=600, cache_ttl=0), pool, isolate=False)
         for name in ("jobs", "history"):
             row[f"{name}_capped_s"], row[f"{name}_capped_pool_s"] = _timed_get(
                 capped, pool, f"/v1/{name}/DEFAULT", repeat)

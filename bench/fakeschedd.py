@@ -24,18 +24,19 @@ from condor_restd import condor
 from condor_restd.demo import hold_gil
 
 
-def _serve(address: Any, texts: Sequence[str], scan_us: float, ready: Any) -> None:
+def _serve(address: Any, texts: Sequence[str], scan_us: float, ready: Any, counts: Any) -> None:
     ads = [ad for text in texts for ad in condor.parse_ads(text)]
     keys = [condor.job_id(ad)[0] for ad in ads]
     with Listener(address) as listener:
         ready.set()
         while True:
             conn = listener.accept()
-            threading.Thread(target=_answer, args=(conn, ads, keys, texts, scan_us), daemon=True).start()
+            threading.Thread(target=_answer, args=(conn, ads, keys, texts, scan_us, counts),
+                             daemon=True).start()
 
 
 def _answer(conn: Any, ads: list[Any], keys: list[tuple[int, int]], texts: Sequence[str],
-            scan_us: float) -> None:
+            scan_us: float, counts: Any) -> None:
     with conn:
         try:
             constraint, projection, limit, since = conn.recv()
@@ -53,6 +54,10 @@ def _answer(conn: Any, ads: list[Any], keys: list[tuple[int, int]], texts: Seque
                 picked.append(i)
                 if 0 < limit <= len(picked):
                     break
+        with counts.get_lock():
+            counts[0] += 1
+            counts[1] += scanned
+            counts[2] += len(picked)
         time.sleep(scan_us * scanned / 1e6)
         if projection:
             out = [_projected(ads[i], projection) for i in picked]
@@ -73,6 +78,8 @@ class FakeSchedd:
         self.texts, self.scan_us = texts, scan_us
         self.address = ("127.0.0.1", 0)
         self.process: Any = None
+        # queries, records read, records sent: shared with the schedd process
+        self.counts = multiprocessing.get_context("fork").Array("q", 3)
 
     def start(self) -> FakeSchedd:
         context = multiprocessing.get_context("fork")
@@ -80,7 +87,7 @@ class FakeSchedd:
         with Listener(("127.0.0.1", 0)) as probe:  # a free port
             self.address = probe.address
         self.process = context.Process(target=_serve, args=(self.address, self.texts, self.scan_us,
-                                                            ready), daemon=True)
+                                                            ready, self.counts), daemon=True)
         self.process.start()
         if not ready.wait(600):
             raise RuntimeError("the fake schedd did not start")
@@ -89,6 +96,13 @@ class FakeSchedd:
 
     def client(self, call_us: float = 0.0, send_us: float = 0.0) -> Wire:
         return Wire(self.address, call_us, send_us)
+
+    def taken(self) -> tuple[int, int, int]:
+        """Queries answered, records read and records sent since the last call."""
+        with self.counts.get_lock():
+            found = (self.counts[0], self.counts[1], self.counts[2])
+            self.counts[0] = self.counts[1] = self.counts[2] = 0
+        return found
 
     def stop(self) -> None:
         if self.process is not None:

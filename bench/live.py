@@ -74,7 +74,7 @@ def encoding_rows(backend: Any, schedd: str | None, repeat: int) -> list[dict[st
         del ads
         for label, settings in (("0", Settings(max_jobs=0, query_timeout=3600, cache_ttl=0)),
                                 ("10000 (default)", Settings(query_timeout=3600, cache_ttl=0))):
-            app = make_app(settings, timed)
+            app = make_app(settings, timed, isolate=False)
             total, inside = _timed_get(app, timed, f"/v1/{source}/{schedd or 'DEFAULT'}", repeat)
             app.queries.close()
             rows.append({"source": source, "ads": count, "setting": label, "call_s": call_s,
@@ -87,7 +87,7 @@ def _memory_child(mode: str, demo: bool, pool: str | None, schedd: str | None, o
     backend = make_backend(demo, pool)
     if mode == "stream-schedd":
         backend = ThroughSchedd(backend)
-    app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend)
+    app = make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend, isolate=False)
     if mode == "call":
         out.put({"mode": mode, **measure(app, None, lambda: fetch_all(backend, "history", schedd))})
     else:
@@ -116,8 +116,8 @@ def page_rows(backend: Any, schedd: str | None, count: int, local_file: bool) ->
         return []
     (cluster, proc), _ = condor.job_id(newest[0])
     url = f"/v1/history/{schedd or 'DEFAULT'}"
-    through = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), ThroughSchedd(backend)))
-    local = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend)) \
+    through = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), ThroughSchedd(backend), isolate=False))
+    local = Client(make_app(Settings(max_jobs=0, query_timeout=3600, cache_ttl=0), backend, isolate=False)) \
         if local_file else None
     rows = []
     for depth in sorted({0, min(10_000, count - 1), max(count - 100, 0)}):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import compress
 from .classads import Ad, group_key, value_of
 from .responses import Rows
 
@@ -160,6 +161,7 @@ class Shape:
     sort: bool = False
     cap: int = 0
     ids: bool = True
+    gzip: bool = False  # a big body goes back deflated (compress.segment), for a gzipped answer
 
 
 IDS = Shape(records="none")
@@ -198,12 +200,12 @@ def encode_rows(ads: Sequence[Ad], shape: Shape) -> Rows:
         ordered = sorted(ads, key=status_sort_key) if shape.sort else list(ads)
         ordered = ordered[:shape.cap or None]
         body, ends = block([status_record(ad, shape.keep) for ad in ordered])
-        return Rows(count, body, ends, [], _groups(ordered, shape.group))
+        return _packed(Rows(count, body, ends, [], _groups(ordered, shape.group)), shape)
     whole = shape.records == "job" and shape.keep is None and not shape.hide
     if whole and not shape.ids and not shape.group:  # the hot path: one pass in the helper
         listing = job_listing(ads, shape.sort, shape.cap)
         if listing is not None:
-            return Rows(count, listing[0], listing[1])
+            return _packed(Rows(count, listing[0], listing[1]), shape)
     keys = job_keys(ads)
     ordered = list(ads)
     if shape.sort:
@@ -219,7 +221,15 @@ def encode_rows(ads: Sequence[Ad], shape: Shape) -> Rows:
         body, ends = listing
     else:
         body, ends = block([record for _, record in job_records(ordered, shape.keep, shape.hide)])
-    return Rows(count, body, ends, keys if shape.ids else [], groups)
+    return _packed(Rows(count, body, ends, keys if shape.ids else [], groups), shape)
+
+
+def _packed(rows: Rows, shape: Shape) -> Rows:
+    """With `shape.gzip`, a big body's records deflated in its place (the front frames them)."""
+    if shape.gzip and len(rows.body) > compress.ABOVE:
+        rows.packed = compress.segment(rows.body[2:-3])
+        rows.body = b""
+    return rows
 
 
 def _groups(ads: Sequence[Ad], name: str | None) -> list[str | None]:

@@ -16,7 +16,7 @@ from .cache import SingleFlight
 from .condor import Condor
 from .encoding import IDS, Shape
 from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
-from .responses import Listing, RawJSON, RecordBlock, Rows
+from .responses import GZIP, Listing, RawJSON, RecordBlock, Rows
 from .settings import ATTRIBUTE_NAME, Settings
 from .streams import JOB_ID, JOB_ID_ATTRS, Pager, projection
 from .workers import Inline, Pool
@@ -230,15 +230,16 @@ class Queries:
             raise BadRequest("limit must be at least 1")
         pager = self.pager
         if limit is not None or cursor is not None:
-            key = ("page", source, schedd, tuple(projection or ()), query, limit, cursor, since)
+            key = ("page", source, schedd, tuple(projection or ()), query, limit, cursor, since,
+                   GZIP.get())
             return self._cached(key, lambda: pager.page(source, schedd, query, projection, hidden,
                                                          limit, cursor, since))
         if not self.settings.max_jobs or self.settings.max_jobs > streams.STREAM_ABOVE:
             if source == "history":
                 return pager.history_stream(schedd, query, projection, hidden, since)
-            return self._cached(("queue", schedd, tuple(projection or ()), query),
+            return self._cached(("queue", schedd, tuple(projection or ()), query, GZIP.get()),
                                 lambda: pager.queue_stream(schedd, query, projection, hidden))
-        whole = ("jobs", source, schedd, tuple(projection or ()), query, since)
+        whole = ("jobs", source, schedd, tuple(projection or ()), query, since, GZIP.get())
         return self._cached(whole, lambda: pager.whole(source, schedd, query, projection, hidden,
                                                      since))
 
@@ -409,7 +410,8 @@ def _weight(value: Any) -> int:
     """Roughly how many characters an answer holds, for the cache's budget."""
     if isinstance(value, Listing):
         if isinstance(value.records, RecordBlock):
-            return len(value.records.body)
+            packed = value.records.packed
+            return len(value.records.body) + (len(packed.data) if packed is not None else 0)
         if value.stream:
             return 4096
         return sum(map(len, value.records))

@@ -15,7 +15,9 @@ import cherrypy
 import yaml
 
 from . import cache
+from .compress import ABOVE, Gzip, Segment, accepts_gzip
 from .errors import MethodNotAllowed, NotAcceptable, RestdError
+from .responses import GZIP
 from .responses import Listing as Listing
 from .responses import Page as Page
 from .responses import RawJSON as RawJSON
@@ -110,7 +112,7 @@ def encode(value: Any, media: str) -> bytes:
         if isinstance(value, RecordBlock):
             return value.body
         if value and all(isinstance(v, bytes) for v in value):  # job records, spliced as they are
-            return b"".join(_chunks(value, JSON))
+            return b"".join(bytes(c) for c in _chunks(value, JSON) if not isinstance(c, Segment))
     if media == NDJSON:
         return _ndjson(value).encode("utf-8")
     if media == YAML:
@@ -260,23 +262,34 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
     vary = cherrypy.serving.response.headers.get("Vary")
     # a handler may say otherwise (health probes must never be answered from a cache)
     cache_control = cherrypy.serving.response.headers.get("Cache-Control") or cache_control
-    headers = {"Cache-Control": cache_control,
-               "Vary": f"{vary}, Accept, Authorization" if vary else "Accept, Authorization"}
+    varies = "Accept, Accept-Encoding, Authorization"
+    headers = {"Cache-Control": cache_control, "Vary": f"{vary}, {varies}" if vary else varies}
     if isinstance(result, Listing):
         if result.truncated:
             headers["X-Restd-Truncated"] = "true"
         if result.next_page:
             headers["Link"] = _next_link(result.next_page)
+    wants_gzip = media == JSON and GZIP.get() and isinstance(result, Listing)
     if isinstance(result, Listing) and result.stream:
+        if wants_gzip:
+            headers["Content-Encoding"] = "gzip"
         if result.stream_tag is not None:
-            headers["ETag"] = result.stream_tag
-            if _not_modified(result.stream_tag):
+            # each representation its own tag: the gzipped bytes are not the plain ones
+            headers["ETag"] = result.stream_tag[:-1] + '-gzip"' if wants_gzip else result.stream_tag
+            if _not_modified(headers["ETag"]):
                 return _respond(304, b"", media, headers)
         _respond(200, b"", media, headers)
         cherrypy.serving.response.stream = True
-        return _stream(result.records, media)  # type: ignore[return-value]
-    body = encode(result, media)
+        return _stream(result.records, media, bool(wants_gzip))  # type: ignore[return-value]
     block = result.records if isinstance(result, Listing) and media == JSON else None
+    if isinstance(block, RecordBlock) and block.packed is not None:  # deflated by a worker
+        body = b"".join(_gzipped(_chunks([block], media)))
+        headers["Content-Encoding"] = "gzip"
+    else:
+        body = encode(result, media)
+        if wants_gzip and len(body) > ABOVE:  # a list put together here (pages of history, groups)
+            body = b"".join(_gzipped([body]))
+            headers["Content-Encoding"] = "gzip"
     if isinstance(block, RecordBlock):  # hashed once, however often a cached answer is sent
         block.etag = block.etag or etag(body)
         headers["ETag"] = block.etag
@@ -287,9 +300,10 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
     return _respond(200, body, media, headers)
 
 
-def _chunks(records: Iterable[Any], media: str) -> Iterator[bytes | memoryview]:
+def _chunks(records: Iterable[Any], media: str) -> Iterator[bytes | memoryview | Segment]:
     """A list body, a record at a time, in the same bytes encode() gives for the whole list.
-    A RecordBlock among the records stands for its records (in JSON: one chunk for them all)."""
+    A RecordBlock among the records stands for its records (in JSON: one chunk for them all,
+    or the Segment a worker deflated them into)."""
     if media != JSON:
         records = _flat(records)
     first = True
@@ -297,7 +311,8 @@ def _chunks(records: Iterable[Any], media: str) -> Iterator[bytes | memoryview]:
         if isinstance(record, RecordBlock):
             if len(record):
                 yield b"[\n" if first else b",\n"
-                yield memoryview(record.body)[2:-3]  # its records, without the brackets
+                # its records, without the brackets
+                yield record.packed if record.packed is not None else memoryview(record.body)[2:-3]
                 first = False
             continue
         if media == NDJSON:
@@ -323,11 +338,27 @@ def _flat(records: Iterable[Any]) -> Iterator[Any]:
             yield record
 
 
-def _stream(records: Iterable[Any], media: str) -> Iterable[bytes]:
+def _gzipped(chunks: Iterable[bytes | memoryview | Segment]) -> Iterator[bytes]:
+    """One gzip body of `chunks`: the workers' Segments as they are, the rest deflated here."""
+    body = Gzip()
+    yield body.start()
+    for chunk in chunks:
+        if isinstance(chunk, Segment):
+            yield body.segment(chunk)
+        else:
+            yield body.text(bytes(chunk))
+    yield body.end()
+
+
+def _stream(records: Iterable[Any], media: str, gzipped: bool = False) -> Iterable[bytes]:
     """A list body sent as its records arrive. A failure half-way can no longer change the
-    status: the body stops short (invalid JSON), and the log says why."""
+    status: the body stops short (invalid JSON, or a gzip stream with no end), and the log
+    says why."""
     try:
-        for chunk in _chunks(records, media):
+        chunks = _gzipped(_chunks(records, media)) if gzipped else _chunks(records, media)
+        for chunk in chunks:
+            if isinstance(chunk, Segment):  # never without gzip: the workers deflate only then
+                raise RestdError("a deflated piece in a plain answer")
             yield chunk if isinstance(chunk, bytes) else bytes(chunk)  # a WSGI server takes bytes only
     except RestdError as error:
         log.error("a streamed answer stopped short: %s", error.message)
@@ -349,6 +380,8 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         offered = getattr(getattr(inner, "callable", inner), "restd_offers", DATA_TYPES)
         media = negotiate(request.headers.get("Accept"), fmt, offered)
         request.restd_media = media
+        # JSON lists go out gzipped when the client takes gzip: the workers deflate the records
+        GZIP.set(media == JSON and accepts_gzip(request.headers.get("Accept-Encoding")))
         if request.method == "OPTIONS":
             headers = {"Allow": ", ".join(ALLOWED_METHODS),
                        "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+
+from .compress import Segment
+
+# Whether the current request's answer goes out gzipped (the client accepts gzip and it is a
+# JSON list): the workers then compress the records they encode.
+GZIP: ContextVar[bool] = ContextVar("restd_gzip", default=False)
 
 
 class RawJSON(str):
@@ -16,9 +23,10 @@ class RecordBlock:
     """A list's whole JSON array, written once (by the compiled helper); its records, JSON in
     UTF-8, are slices of it. Answering in JSON then copies nothing, and the ETag is kept."""
 
-    def __init__(self, body: bytes, ends: Sequence[int]) -> None:
-        self.body = body  # b"[\n" record ",\n" record ... "\n]\n"
+    def __init__(self, body: bytes, ends: Sequence[int], packed: Segment | None = None) -> None:
+        self.body = body  # b"[\n" record ",\n" record ... "\n]\n" (empty when packed)
         self.ends = ends  # where each record ends in body
+        self.packed = packed  # the records, without brackets, deflated by the worker
         self.etag: str | None = None
 
     def __len__(self) -> int:
@@ -77,10 +85,11 @@ class Rows:
     ends: list[int] = field(default_factory=list)
     ids: list[tuple[int, int]] = field(default_factory=list)
     groups: list[str | None] = field(default_factory=list)
+    packed: Segment | None = None  # with a gzipped answer: the records deflated, and no body
 
     def __len__(self) -> int:
         return max(len(self.ends), len(self.ids))
 
     @property
     def records(self) -> RecordBlock:
-        return RecordBlock(self.body, self.ends)
+        return RecordBlock(self.body, self.ends, self.packed)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import hashlib
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Protocol
 
 from .encoding import IDS, Shape
-from .errors import BadRequest, Unavailable
-from .responses import Listing, RecordBlock, Rows
+from .errors import BadRequest, RestdError, Unavailable
+from .responses import GZIP, Listing, RecordBlock, Rows
 from .settings import Settings
 
 JOB_ID_ATTRS = ("ClusterId", "ProcId")
@@ -22,6 +24,7 @@ STREAM_ABOVE = 20_000  # a request allowed more jobs than this (RESTD_MAX_JOBS) 
 STREAM_FIRST_BATCH = 1_000  # records in the first batch of a stream (the first bytes come quickly)
 DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
 MAX_PAGE = 100_000
+WINDOW_SHARE = 5  # the windows a history stream holds at once: at most 1/5 of its records
 
 
 class Fetch(Protocol):
@@ -58,7 +61,8 @@ class Pager:
         cap = self.settings.max_jobs
         ask, keep = projection(names, JOB_ID_ATTRS)
         rows = self.fetch(source, schedd, query, ask, cap + 1 if cap else 0, since,
-                          Shape(keep=keep, hide=hidden, sort=source == "jobs", cap=cap, ids=False))
+                          Shape(keep=keep, hide=hidden, sort=source == "jobs", cap=cap, ids=False,
+                                gzip=GZIP.get()))
         return Listing(rows.records, truncated=bool(cap) and rows.count > cap)
 
     def page(self, source: str, schedd: str | None, query: str, names: list[str] | None,
@@ -93,7 +97,7 @@ class Pager:
         if not ids:
             return Listing([], truncated=truncated)
         ask, keep = projection(names, JOB_ID_ATTRS)
-        shape = Shape(keep=keep, hide=hidden, sort=True, ids=False)
+        shape = Shape(keep=keep, hide=hidden, sort=True, ids=False, gzip=GZIP.get())
         if len(ids) <= STREAM_ABOVE:
             rows = self._queue_window(schedd, query, ask, ids[0], ids[-1], shape)
             return Listing(rows.records, truncated=truncated)
@@ -118,7 +122,7 @@ class Pager:
             return Listing([])
         ask, keep = projection(names, JOB_ID_ATTRS)
         rows = self._queue_window(schedd, query, ask, page[0], page[-1],
-                                  Shape(keep=keep, hide=hidden, sort=True, ids=False))
+                                  Shape(keep=keep, hide=hidden, sort=True, ids=False, gzip=GZIP.get()))
         more = len(ids) > size
         return Listing(rows.records,
                        next_page=next_page({"after": list(page[-1])}, "jobs", size) if more else None)
@@ -142,7 +146,7 @@ class Pager:
         before = (position["f"], position["o"]) if position is not None else None
         keep = projection(names, JOB_ID_ATTRS)[1]
         rows, positions, more = self.call("schedd", "file_page", schedd, query, size, before, since,
-                                          Shape(keep=keep, hide=hidden, ids=False))
+                                          Shape(keep=keep, hide=hidden, ids=False, gzip=GZIP.get()))
         if not more or not positions:
             return Listing(rows.records)
         name, offset = positions[-1]
@@ -158,7 +162,7 @@ class Pager:
         if cap:
             truncated = self.call("schedd", "file_page", schedd, query, cap, None, since, IDS)[2]
         keep = projection(names, JOB_ID_ATTRS)[1]
-        shape = Shape(keep=keep, hide=hidden, ids=False)
+        shape = Shape(keep=keep, hide=hidden, ids=False, gzip=GZIP.get())
         tag = _digest(query, names, hidden, cap, since, identity)
 
         def batches() -> Iterator[RecordBlock]:
@@ -223,15 +227,58 @@ class Pager:
             del ids[:newer + served]
             del ids[cap - served if cap else len(ids):]
             ask, keep = projection(names, JOB_ID_ATTRS)
+            windows = []
+            ahead = max(1, self.settings.query_workers // 2)
+            # each window makes the schedd re-read every newer record: fewer, bigger windows for
+            # a long history, holding `ahead` of them at most a fifth of what one call would
+            most = max(most, -(-len(ids) // (WINDOW_SHARE * ahead)))
             batch = min(2 * STREAM_FIRST_BATCH, most)
             while ids:
                 wanted, rest = ids[:batch], ids[batch:batch + 1]
-                stop = "%s.%s" % rest[0] if rest else since
-                yield from self._history_window(schedd, query, ask, keep, hidden, wanted, stop)
+                windows.append((wanted, "%s.%s" % rest[0] if rest else since))
                 del ids[:batch]
                 batch = min(2 * batch, most)
+            yield from self._windows_ahead(schedd, query, ask, keep, hidden, windows, ahead)
 
         return Listing(batches(), truncated=truncated, stream_tag=f'W/"{tag}"')
+
+    def _windows_ahead(self, schedd: str | None, query: str, ask: list[str],
+                       keep: frozenset[str] | None, hidden: frozenset[str],
+                       windows: list[tuple[list[tuple[int, int]], str | None]],
+                       ahead: int) -> Iterator[bytes]:
+        """The windows' records in order, `ahead` windows fetched at once by as many workers:
+        the schedd reads them side by side (each history query is a helper process of its
+        own there) while the client takes the one before. A window fetched ahead that failed
+        (every worker busy, say) is asked for again when its turn comes."""
+        def fetch(window: tuple[list[tuple[int, int]], str | None]) -> list[bytes]:
+            return self._history_window(schedd, query, ask, keep, hidden, *window)
+
+        if ahead <= 1 or len(windows) <= 1:
+            for window in windows:
+                yield from fetch(window)
+            return
+        pending: collections.deque[tuple[Any, Future[list[bytes]]]] = collections.deque()
+        with ThreadPoolExecutor(ahead, thread_name_prefix="restd-ahead") as pool:
+            try:
+                for window in windows:
+                    pending.append((window, pool.submit(fetch, window)))
+                    if len(pending) < ahead:
+                        continue
+                    yield from self._taken(pending.popleft(), fetch)
+                while pending:
+                    yield from self._taken(pending.popleft(), fetch)
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    @staticmethod
+    def _taken(entry: tuple[Any, Future[list[bytes]]],
+               fetch: Callable[[Any], list[bytes]]) -> list[bytes]:
+        window, future = entry
+        try:
+            return future.result()
+        except RestdError:
+            return fetch(window)
 
     def _history_page(self, schedd: str | None, query: str, names: list[str] | None,
                       hidden: frozenset[str], size: int, position: dict[str, Any] | None,
