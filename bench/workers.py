@@ -148,6 +148,24 @@ def _get(port: int, path: str) -> tuple[float, float, int]:
     return first or 0.0, time.perf_counter() - started, size
 
 
+def _sampled(served: Served, path: str) -> tuple[tuple[float, float, int], int]:
+    """_get(path), and the daemon's biggest total PSS while it ran (sampled every 50 ms)."""
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], served.pss_kib())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        return _get(served.port, path), peak[0]
+    finally:
+        done.set()
+        sampler.join()
+
+
 def memory(count: int = 100_000) -> dict[str, Any]:
     """Total PSS of the daemon's processes idle, at the peak of a `count`-job answer, and after."""
     from big import history_texts
@@ -163,22 +181,10 @@ def memory(count: int = 100_000) -> dict[str, Any]:
                             1.0, 50)  # every worker forked and warm
                 time.sleep(0.5)
                 idle = served.pss_kib()
-                peak = [idle]
-                done = threading.Event()
-
-                def sample(served: Served = served, peak: list[int] = peak,
-                           done: threading.Event = done) -> None:
-                    while not done.wait(0.05):
-                        peak[0] = max(peak[0], served.pss_kib())
-
-                sampler = threading.Thread(target=sample)
-                sampler.start()
-                first, total, size = _get(served.port, "/v1/jobs/DEFAULT")
-                done.set()
-                sampler.join()
+                (first, total, size), peak = _sampled(served, "/v1/jobs/DEFAULT")
                 time.sleep(1.0)
                 after = served.pss_kib()
-                results[mode] = {"idle_kib": idle, "peak_kib": peak[0], "after_kib": after,
+                results[mode] = {"idle_kib": idle, "peak_kib": max(peak, idle), "after_kib": after,
                                  "first_s": first, "total_s": total, "bytes": size,
                                  "after_over_idle": after / idle}
     finally:
@@ -232,21 +238,10 @@ def remote_history(count: int = 100_000, scan_us: float = REAL_SCAN_US) -> dict[
             time.sleep(0.5)
             schedd.taken()
             idle = served.pss_kib()
-            peak = [idle]
-            done = threading.Event()
-
-            def sample() -> None:
-                while not done.wait(0.05):
-                    peak[0] = max(peak[0], served.pss_kib())
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            first, total, size = _get(served.port, "/v1/history/DEFAULT")
-            done.set()
-            sampler.join()
+            (first, total, size), peak = _sampled(served, "/v1/history/DEFAULT")
             queries, read, sent = schedd.taken()
         results["stream"] = {"first_s": first, "total_s": total, "bytes": size,
-                             "peak_growth_kib": peak[0] - idle, "queries": queries, "read": read,
+                             "peak_growth_kib": max(peak, idle) - idle, "queries": queries, "read": read,
                              "sent": sent}
     finally:
         schedd.stop()

@@ -35,26 +35,6 @@ def segment(data: bytes, level: int = LEVEL) -> Segment:
                    zlib.crc32(data), len(data))
 
 
-def accepts_gzip(header: str | None) -> bool:
-    """Whether an Accept-Encoding header takes gzip (gzip or *, with a non-zero q)."""
-    if not header:
-        return False
-    for part in header.split(","):
-        name, *params = (field.strip() for field in part.split(";"))
-        if name.lower() not in ("gzip", "x-gzip", "*"):
-            continue
-        quality = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        return quality > 0
-    return False
-
-
 class Gzip:
     """One gzip body, written a piece at a time: `start()`, then `segment()` for the workers'
     pieces and `text()` for the front's own few bytes, then `end()`."""

@@ -15,7 +15,7 @@ import cherrypy
 import yaml
 
 from . import cache
-from .compress import ABOVE, Gzip, Segment, accepts_gzip
+from .compress import ABOVE, Gzip, Segment
 from .errors import MethodNotAllowed, NotAcceptable, RestdError
 from .responses import GZIP
 from .responses import Listing as Listing
@@ -142,6 +142,12 @@ def _accepted(header: str) -> list[tuple[float, int, str]]:
                     quality = 0.0
         ranges.append((quality, -position, media))
     return sorted(ranges, reverse=True)
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Whether an Accept-Encoding header takes gzip (gzip, x-gzip or *, with a q above 0)."""
+    return any(quality > 0 and coding in ("gzip", "x-gzip", "*")
+               for quality, _, coding in _accepted(header or ""))
 
 
 def negotiate(accept: str | None, fmt: str | None = None,

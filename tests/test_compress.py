@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from condor_restd import compress, streams
+from condor_restd import compress, render, streams
 from condor_restd.demo import DemoPool
 from condor_restd.encoding import Shape
 from condor_restd.workers import Pool
@@ -33,7 +33,7 @@ def test_pieces_deflated_apart_make_one_gzip_body() -> None:
     ("gzip", True), ("deflate, gzip;q=0.5", True), ("*", True), ("gzip;q=0", False),
     ("identity", False), ("", False), (None, False), ("GZIP; q=1.0", True), ("gzip;q=x", False)])
 def test_accept_encoding(header: str | None, takes: bool) -> None:
-    assert compress.accepts_gzip(header) is takes
+    assert render.accepts_gzip(header) is takes
 
 
 def test_the_worker_sends_the_records_deflated_and_not_twice(pool: DemoPool) -> None:
