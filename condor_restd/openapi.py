@@ -269,7 +269,7 @@ HEADERS: dict[str, Schema] = {
     "ETag": _header("A validator of this answer's body (in its format); send it back in "
                     "`If-None-Match` to get a 304 while the answer is unchanged. Strong "
                     "(the body's length and CRC-32, in hex), or weak (`W/`) on a streamed "
-                    "history, where it stands for the ids of the records sent.",
+                    "history, where it stands for the ids of the records sent in this format.",
                     {"type": "string", "pattern": ETAG_PATTERN}, '"1f3a-5a1f0c3e"'),
     "HtmlETag": _header("As for JSON and YAML; the HTML page has none.",
                         {"type": "string", "pattern": ETAG_PATTERN}, required=False),

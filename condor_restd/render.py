@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -259,6 +260,16 @@ def _tag(size: int, crc: int) -> str:
     return '"%x-%08x"' % (size, crc)
 
 
+def variant_tag(tag: str, media: str) -> str:
+    """The weak ETag of a streamed answer in `media`: the daemon's tag stands for the records,
+    and each representation of them needs its own (a 304 for YAML to a client holding JSON
+    would leave it with the wrong body). JSON keeps the daemon's tag as it is."""
+    if media == JSON:
+        return tag
+    digest = hashlib.blake2b(f"{tag} {media}".encode(), digest_size=16).hexdigest()
+    return f'W/"{digest}"'
+
+
 def _not_modified(tag: str) -> bool:
     wanted = cherrypy.serving.request.headers.get("If-None-Match")
     if not wanted:
@@ -294,8 +305,8 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
         if result.next_page:
             headers["Link"] = _next_link(result.next_page)
     if isinstance(result, Listing) and result.stream_tag is not None:
-        headers["ETag"] = result.stream_tag
-        if _not_modified(result.stream_tag):
+        headers["ETag"] = variant_tag(result.stream_tag, media)
+        if _not_modified(headers["ETag"]):
             return _respond(304, b"", media, headers)
         _respond(200, b"", media, headers)
         cherrypy.serving.response.stream = True
