@@ -20,13 +20,13 @@ from types import FrameType
 from typing import Any, Callable, NoReturn, Protocol
 
 import cherrypy
-from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from . import __version__, condor
 from .condor import Condor
 from .errors import ConfigError
 from .logs import CondorFormatter, DaemonLog
+from .server import Server
 from .settings import (
     DEFAULT_NOT_RESPONDING_TIMEOUT,
     Settings,
@@ -232,16 +232,11 @@ class Listening(Protocol):
 
     def set_threads(self, threads: int) -> None: ...
 
+    def set_header_timeout(self, seconds: float) -> None: ...
+
     def set_tls(self, settings: Settings) -> None: ...
 
     def stop(self, timeout: float) -> threading.Thread: ...
-
-
-class _Server(wsgi.Server):
-    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
-        # cheroot writes these to stderr; they are mostly clients hanging up early: debug detail
-        logging.getLogger("condor_restd.server").log(
-            level if level >= logging.WARNING else logging.DEBUG, "%s", msg, exc_info=traceback)
 
 
 class Listener:
@@ -250,10 +245,11 @@ class Listener:
     def __init__(self, settings: Settings, app: Any) -> None:
         # Past the threads, a queue as long as the pool; a connection that finds it full gets
         # cheroot's 503 at once instead of piling up behind the busy threads.
-        self.server = _Server((settings.address, settings.port), app, numthreads=settings.threads,
-                              server_name="condor_restd", request_queue_size=64,
-                              accepted_queue_size=settings.threads,
-                              accepted_queue_timeout=0.05)  # type: ignore[arg-type]  # float works
+        self.server = Server((settings.address, settings.port), app, numthreads=settings.threads,
+                             server_name="condor_restd", request_queue_size=64,
+                             accepted_queue_size=settings.threads,
+                             accepted_queue_timeout=0.05)  # type: ignore[arg-type]  # float works
+        self.server.header_timeout = settings.header_timeout
         self.server.max_request_header_size = MAX_REQUEST_HEADER_BYTES
         self.server.max_request_body_size = MAX_REQUEST_BODY_BYTES
         self.server.ssl_adapter = tls_adapter(settings)
@@ -292,6 +288,9 @@ class Listener:
             pool.grow(threads - old)
         elif threads < old:
             pool.shrink(old - threads)
+
+    def set_header_timeout(self, seconds: float) -> None:
+        self.server.header_timeout = seconds  # for the request heads awaited from now on
 
     def stop(self, timeout: float) -> threading.Thread:
         """Close the socket, let requests finish for `timeout` s; the returned thread ends when done."""
@@ -425,6 +424,7 @@ class Daemon:
                                                                       bool(new.ssl_certfile)))
             self.listener.set_app(app)
             self.listener.set_threads(new.threads)
+            self.listener.set_header_timeout(new.header_timeout)
         self._tls = tls_state(new)
         self._retired.append((time.monotonic() + old.query_timeout + old.shutdown_timeout, self.app))
         self.app, self.settings = app, new

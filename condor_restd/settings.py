@@ -275,6 +275,8 @@ KNOBS: tuple[Knob, ...] = (
          "Seconds an answer is reused for identical requests; 0 turns the cache off."),
     Knob("RESTD_QUERY_WORKERS", "query_workers", "8", _int(1, 256),
          "Pool queries that may run at once; more wait, and past that get a 503."),
+    Knob("RESTD_HEADER_TIMEOUT", "header_timeout", "10", _seconds(),
+         "Seconds a client has to send a request's line and headers; slower ones get a 408."),
     Knob("RESTD_SHUTDOWN_TIMEOUT", "shutdown_timeout", "10", _seconds(),
          "Seconds in-flight requests get to finish after SIGTERM."),
     Knob("RESTD_LOG", "log", "$(LOG)/RestdLog", _text,
@@ -343,6 +345,7 @@ class Settings:
     query_workers: int = 8
     cache_ttl: float = 2.0
     shutdown_timeout: float = 10.0
+    header_timeout: float = 10.0
     log: str = ""
     debug: tuple[str, ...] = ()
     max_log: int = 10485760
