@@ -15,13 +15,13 @@ and worker threads that never wait for a slow client's request head.
 
 from __future__ import annotations
 
-import _pyio
+import importlib
 import json
 import logging
 import socket
 import ssl
 import time
-from typing import Any
+from typing import Any, cast
 
 from cheroot import errors as cheroot_errors
 from cheroot import server as cheroot_server
@@ -29,6 +29,8 @@ from cheroot import wsgi
 from cheroot.makefile import StreamReader
 
 log = logging.getLogger("condor_restd.server")
+_pyio: Any = importlib.import_module("_pyio")  # cheroot's socket files are its pure-Python kind
+STOPPING: Any = vars(cheroot_server)["_STOPPING_FOR_INTERRUPT"]  # what stop() queues to end a loop
 
 SINGLE_HEADERS = frozenset({b"Content-Length", b"Host", b"Authorization", b"Proxy-Authorization",
                             b"Content-Type", b"Origin", b"If-Modified-Since", b"Range"})
@@ -140,20 +142,23 @@ class _Gate(socket.SocketIO):
 
 
 class _Reader(StreamReader):
-    def __init__(self, sock: socket.socket, bufsize: int = _pyio.DEFAULT_BUFFER_SIZE) -> None:
+    def __init__(self, sock: socket.socket, bufsize: int = 8192) -> None:
         _pyio.BufferedReader.__init__(self, _Gate(sock), bufsize)
         self.bytes_read = 0
 
     @property
     def gate(self) -> _Gate:
-        raw: _Gate = self.raw
-        return raw
+        return cast(_Gate, self.raw)
+
+    def buffered(self) -> bool:
+        """Whether bytes are buffered here (read from the socket, not yet by the request)."""
+        return bool(StreamReader.has_data(self))  # type: ignore[no-untyped-call]
 
     def has_data(self) -> bool:
         """Whether a request can be read without waiting: bytes buffered, or read ahead and not
         still awaiting the rest of their head (those wait in the selector)."""
         gate = self.gate
-        return bool(super().has_data() or (gate.early and gate.waiting_since is None))
+        return self.buffered() or bool(gate.early and gate.waiting_since is None)
 
 
 class Connection(cheroot_server.HTTPConnection):
@@ -163,21 +168,25 @@ class Connection(cheroot_server.HTTPConnection):
     RequestHandlerClass = Request
 
     def __init__(self, server: Any, sock: Any, makefile: Any = None) -> None:
-        def files(sock: Any, mode: str = "r", bufsize: int = _pyio.DEFAULT_BUFFER_SIZE) -> Any:
+        def files(sock: Any, mode: str = "r", bufsize: int = 8192) -> Any:
             return _Reader(sock, bufsize) if "r" in mode else makefile(sock, mode, bufsize)
         super().__init__(server, sock, files)
 
     @property
+    def reader(self) -> _Reader:
+        return cast(_Reader, self.rfile)
+
+    @property
     def gate(self) -> _Gate:
-        reader: _Reader = self.rfile
-        return reader.gate
+        return self.reader.gate
 
     def read_ahead(self) -> bool | None:
         """Read what has arrived, without waiting: True when the head is complete (or cannot
-        be, being too long), False when more is awaited, None when the client hung up on it."""
+        be: too long, or cut short), False when more is awaited, None when the client left
+        without a byte."""
         gate = self.gate
-        if super(_Reader, self.rfile).has_data():  # a pipelined request, read with the last one
-            gate.early[:0] = self.rfile.read1(READ_CHUNK)
+        if self.reader.buffered():  # a pipelined request, read with the last one
+            gate.early[:0] = self.reader.read1(READ_CHUNK)
             gate.scanned = 0
         hung_up = False
         limit = (self.server.max_request_header_size or READ_CHUNK) + READ_CHUNK
@@ -203,7 +212,7 @@ class Connection(cheroot_server.HTTPConnection):
         complete = (gate.early.find(b"\r\n\r\n", start) >= 0 or gate.early.find(b"\n\n", start) >= 0
                     or len(gate.early) >= limit - READ_CHUNK)
         gate.scanned = len(gate.early)
-        if complete:
+        if complete or (hung_up and gate.early):  # a head cut short is cheroot's to answer (400)
             return True
         return None if hung_up else False
 
@@ -257,12 +266,15 @@ class Server(wsgi.Server):
     def _serve_unservicable(self) -> None:
         """A connection the full queue cannot take gets a 503 in the JSON shape, then is closed."""
         while self.ready:
-            conn = self._unservicable_conns.get()
-            if conn is cheroot_server._STOPPING_FOR_INTERRUPT:
+            conn = vars(self)["_unservicable_conns"].get()
+            if conn is STOPPING:
                 return
             try:
                 conn.socket.settimeout(1.0)
                 conn.wfile.write(json_error(self.protocol, 503, MESSAGES[503]))
+                # the end of the answer; the socket itself is left to linger, so that the
+                # request it did not read cannot reset the connection before the client reads
+                conn.socket.shutdown(socket.SHUT_WR)
             except (OSError, cheroot_errors.FatalSSLAlert):
                 pass
             except Exception as exc:  # this thread must go on
