@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import resource
 import socket
 import ssl
 import time
@@ -36,7 +37,17 @@ SINGLE_HEADERS = frozenset({b"Content-Length", b"Host", b"Authorization", b"Prox
                             b"Content-Type", b"Origin", b"If-Modified-Since", b"Range"})
 TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 READ_CHUNK = 65536  # bytes read at a time from a connection whose head is not complete
-KEEPALIVE_CONNECTIONS = 1000  # idle or waiting connections kept; past that, answers close theirs
+
+def _open_files() -> int:
+    try:
+        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    except (OSError, ValueError):
+        return 1024
+
+
+# Connections kept between requests or while their heads arrive, half the descriptors at most:
+# past that, answers close theirs, and a new connection without a complete head gets a 503.
+KEEPALIVE_CONNECTIONS = max(16, min(1000, _open_files() // 2))
 RETRY_AFTER = 5  # seconds, on the server's own 503
 MESSAGES = {
     400: "bad request",
@@ -258,6 +269,14 @@ class Server(wsgi.Server):
             super().process_conn(conn)
         elif now - gate.waiting_since >= self.header_timeout:
             conn.close()  # a 408
+        elif not self.can_add_keepalive_connection:  # too many waiting already
+            gate.waiting_since = None
+            try:
+                conn.socket.settimeout(0.0)
+                conn.socket.send(json_error(self.protocol, 503, MESSAGES[503]))
+            except OSError:
+                pass
+            conn.close()
         else:
             self.put_conn(conn)  # back to the selector, until more arrives or the deadline
             # cheroot's selector closes a connection idle for `timeout`: make that the deadline

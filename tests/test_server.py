@@ -276,6 +276,28 @@ def test_a_silent_connection_is_closed_at_the_header_deadline(serve: Callable[..
         assert closed and answers == [] and time.monotonic() - started < 3
 
 
+def test_connections_waiting_for_their_heads_are_bounded(serve: Callable[..., Served],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Server, "keep_alive_conn_limit", 20)
+    served = serve(threads=2)
+    waiting = [served.connect() for _ in range(20)]
+    try:
+        for sock in waiting:
+            sock.sendall(b"GET /he")
+        time.sleep(0.3)
+        with served.connect() as sock:  # one too many: a 503 at once, not a descriptor held
+            sock.sendall(b"GET /he")
+            answers, closed = read_answers(sock, deadline=3)
+        assert closed and len(answers) == 1
+        assert_json_error(answers[0], 503)
+        for sock in waiting[:5]:  # those already waiting are still served
+            sock.sendall(b"althz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert [a[0] for a in read_answers(sock, deadline=3, expect=1)[0]] == [200]
+    finally:
+        for sock in waiting:
+            sock.close()
+
+
 def test_idle_keep_alive_connections_hold_no_thread(serve: Callable[..., Served]) -> None:
     served = serve(threads=2)
     idle = [served.connect() for _ in range(60)]
