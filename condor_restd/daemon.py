@@ -20,13 +20,12 @@ from types import FrameType
 from typing import Any, Callable, NoReturn, Protocol
 
 import cherrypy
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from . import __version__, condor
 from .condor import Condor
 from .errors import ConfigError
 from .logs import CondorFormatter, DaemonLog
-from .server import Server
+from .server import Server, TLSAdapter
 from .settings import (
     DEFAULT_NOT_RESPONDING_TIMEOUT,
     Settings,
@@ -175,7 +174,7 @@ def _no_passphrase() -> bytes:
     raise _EncryptedKey  # a daemon has no terminal to ask for one on
 
 
-def tls_adapter(settings: Settings) -> BuiltinSSLAdapter | None:
+def tls_adapter(settings: Settings) -> TLSAdapter | None:
     """cheroot's TLS adapter for RESTD_SSL_CERTFILE and RESTD_SSL_KEYFILE (None: plain HTTP).
 
     Reads the files as the daemon's user; ConfigError names the knob and the file that fails."""
@@ -198,7 +197,7 @@ def tls_adapter(settings: Settings) -> BuiltinSSLAdapter | None:
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise ConfigError("RESTD_SSL_CERTFILE", certfile, f"with RESTD_SSL_KEYFILE = {keyfile!r}: not "
                           f"a PEM certificate and its private key: {exc}") from None
-    adapter = BuiltinSSLAdapter(certfile, keyfile)
+    adapter = TLSAdapter(certfile, keyfile)
     adapter.context = context
     return adapter
 

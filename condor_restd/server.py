@@ -28,6 +28,7 @@ from cheroot import errors as cheroot_errors
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.makefile import StreamReader
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 log = logging.getLogger("condor_restd.server")
 _pyio: Any = importlib.import_module("_pyio")  # cheroot's socket files are its pure-Python kind
@@ -115,6 +116,19 @@ def json_error(protocol: str, status: int, message: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
+class TLSAdapter(BuiltinSSLAdapter):
+    """cheroot's TLS adapter, but the handshake is left to the connection, which does it without
+    waiting as it reads the request head: a client slow to shake hands holds neither the
+    selector (which accepts every connection) nor a thread, and RESTD_HEADER_TIMEOUT ends it."""
+
+    def wrap(self, sock: Any) -> tuple[Any, dict[str, Any]]:
+        try:
+            wrapped = self.context.wrap_socket(sock, do_handshake_on_connect=False, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            raise cheroot_errors.FatalSSLAlert(*exc.args) from exc
+        return wrapped, {}  # the environ once the handshake is done (Connection.read_ahead)
+
+
 class Request(cheroot_server.HTTPRequest):
     """cheroot's request, with strict headers and errors in the API's JSON shape."""
 
@@ -139,6 +153,7 @@ class _Gate(socket.SocketIO):
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(sock, "rb")
         self.early = bytearray()
+        self.handshaken = not isinstance(sock, ssl.SSLSocket)
         self.scanned = 0  # how much of `early` has been looked at for the head's end
         self.waiting_since: float | None = None  # when the head began to be awaited
 
@@ -204,6 +219,10 @@ class Connection(cheroot_server.HTTPConnection):
         timeout = self.socket.gettimeout()
         try:
             self.socket.settimeout(0.0)
+            if not gate.handshaken:  # TLS: as far as the client's messages so far allow
+                self.socket.do_handshake()
+                gate.handshaken = True
+                self.ssl_env = self.server.ssl_adapter.get_environ(self.socket)
             while len(gate.early) < limit:
                 chunk = self.socket.recv(READ_CHUNK)
                 if not chunk:
