@@ -25,7 +25,7 @@ from . import __version__, condor
 from .condor import Condor
 from .errors import ConfigError
 from .logs import CondorFormatter, DaemonLog
-from .server import Server, TLSAdapter
+from .server import LISTEN_BACKLOG, Server, TLSAdapter
 from .settings import (
     DEFAULT_NOT_RESPONDING_TIMEOUT,
     Settings,
@@ -242,10 +242,12 @@ class Listener:
     """One cheroot server: binds in start(), serves in a thread, stops within a bound."""
 
     def __init__(self, settings: Settings, app: Any) -> None:
-        # Past the threads, a queue as long as the pool; a connection that finds it full gets
-        # cheroot's 503 at once instead of piling up behind the busy threads.
+        # Past the threads, a queue as long as the pool; a request that finds it full gets a
+        # 503 at once instead of piling up behind the busy threads. Connections are accepted
+        # as they come (a long listen backlog: a burst of them is not made to retry its SYN)
+        # and wait for their request heads without a thread (see server.py).
         self.server = Server((settings.address, settings.port), app, numthreads=settings.threads,
-                             server_name="condor_restd", request_queue_size=64,
+                             server_name="condor_restd", request_queue_size=LISTEN_BACKLOG,
                              accepted_queue_size=settings.threads,
                              accepted_queue_timeout=0.05)  # type: ignore[arg-type]  # float works
         self.server.header_timeout = settings.header_timeout

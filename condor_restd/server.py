@@ -37,6 +37,7 @@ STOPPING: Any = vars(cheroot_server)["_STOPPING_FOR_INTERRUPT"]  # what stop() q
 SINGLE_HEADERS = frozenset({b"Content-Length", b"Host", b"Authorization", b"Proxy-Authorization",
                             b"Content-Type", b"Origin", b"If-Modified-Since", b"Range"})
 TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+LISTEN_BACKLOG = 1024  # connections the kernel completes before they are accepted (they are, at once)
 READ_CHUNK = 65536  # bytes read at a time from a connection whose head is not complete
 
 def _open_files() -> int:
