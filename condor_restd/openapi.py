@@ -289,8 +289,9 @@ HEADERS: dict[str, Schema] = {
     "Vary": _header("The request headers the answer depends on (and `Origin` when "
                     "RESTD_CORS_ORIGINS lists origins).", {"type": "string"},
                     "Accept, Authorization"),
-    "HtmlVary": _header("As for JSON and YAML; the HTML page has none (but `Origin` when "
-                        "RESTD_CORS_ORIGINS lists origins).", {"type": "string"}, required=False),
+    "HtmlVary": _header("As for JSON and YAML; the HTML page says `Accept` (this URL answers "
+                        "JSON too), and `Origin` when RESTD_CORS_ORIGINS lists origins.",
+                        {"type": "string"}, required=False),
     "Link": _header("Only while more records follow: the URL of the next page, this URL with "
                     "`cursor` and `limit` set (RFC 8288).",
                     {"type": "string", "pattern": '^<[^>]+>; rel="next"$'},

@@ -312,9 +312,11 @@ def _next_link(next_page: Mapping[str, str]) -> str:
 
 def _ok(result: Any, media: str, cache_control: str) -> bytes:
     """A 200 (or a 304 when the client already has it): ETag, Cache-Control, list headers."""
-    if isinstance(result, Page):
-        return _respond(200, result.body, result.content_type)
     vary = cherrypy.serving.response.headers.get("Vary")
+    if isinstance(result, Page):  # a page of a URL that answers JSON too depends on Accept
+        negotiated = getattr(cherrypy.serving.request, "restd_negotiated", False)
+        page_headers = {"Vary": f"{vary}, Accept" if vary else "Accept"} if negotiated else {}
+        return _respond(200, result.body, result.content_type, page_headers)
     # a handler may say otherwise (health probes must never be answered from a cache)
     cache_control = cherrypy.serving.response.headers.get("Cache-Control") or cache_control
     headers = {"Cache-Control": cache_control,
@@ -443,6 +445,7 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         offered = getattr(getattr(inner, "callable", inner), "restd_offers", DATA_TYPES)
         media = negotiate(request.headers.get("Accept"), fmt, offered)
         request.restd_media = media
+        request.restd_negotiated = len(offered) > 1  # the answer depends on Accept
         if request.method == "OPTIONS":
             headers = {"Allow": ", ".join(ALLOWED_METHODS),
                        "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),

@@ -771,6 +771,15 @@ def test_each_representation_has_its_own_etag(make_client: Any, small_batches: N
                 assert r.body and r.headers["content-type"].startswith(media)
 
 
+def test_the_front_page_varies_with_accept_as_the_data_does(client: Client) -> None:
+    # one URL, two representations: a cache must not give the HTML page to a JSON client
+    page = client.get("/", headers={"Accept": "text/html"})
+    data = client.get("/", headers={"Accept": "application/json"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Accept" in page.headers["vary"] and "Accept" in data.headers["vary"]
+    assert "vary" not in client.get("/v1/docs").headers  # HTML only: nothing to vary
+
+
 class Windows(Counting):
     """Counting, and keeping what each upstream call asked for and how many ads it returned."""
 
