@@ -9,6 +9,7 @@ MIN_REFRESH_SECONDS). PyJWT does the cryptography. Nothing here logs a token or 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -49,6 +50,7 @@ MIN_REFRESH_SECONDS = 30.0  # at most one fetch per issuer this often, whatever 
 LOCK_WAIT = 2.0  # seconds a request waits for another one's fetch of the same issuer's keys
 DISCOVERY = "/.well-known/openid-configuration"
 TOKEN_IN_URL = ("access_token",)  # RFC 6750's query parameter: refused, URLs end up in logs
+TIME_CLAIMS = ("exp", "nbf", "iat")  # NumericDate claims (RFC 7519): JSON numbers, nothing else
 
 
 class Unauthorized(RestdError):
@@ -254,6 +256,10 @@ class Authenticator:
         if any(name in params for name in TOKEN_IN_URL):
             raise BadRequest("a token in the URL is refused (URLs are logged); send it in an "
                              "Authorization: Bearer header")
+        if authorization is not None and "," in authorization:
+            # a token has no comma: this is two credentials (two Authorization headers, joined by
+            # a server or a proxy), and which one counts would be a guess
+            raise BadRequest("more than one Authorization header (or credential); send one")
         if _path(path) in self.open_paths:
             return None
         scheme, _, token = (authorization or "").strip().partition(" ")
@@ -289,10 +295,18 @@ class Authenticator:
         key = self._key(issuer, kid, algorithm)
         audience = list(self.settings.token_audience)
         required = ["exp", "iss", *(["aud"] if audience else [])]
+        for claim in TIME_CLAIMS:  # PyJWT would take "exp": "99999999999" as a date
+            value = unverified.get(claim)
+            if claim in unverified and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                        or not math.isfinite(value)):
+                raise Unauthorized(f"the token's {claim} claim is not a number of seconds (NumericDate)")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=[algorithm], audience=audience or None, issuer=issuer,
-                leeway=LEEWAY, options={"require": required, "verify_aud": bool(audience)})
+                leeway=LEEWAY, options={"require": required, "verify_aud": bool(audience),
+                                        # the user claim is checked by user() (403, as documented);
+                                        # jti is not used
+                                        "verify_sub": False, "verify_jti": False})
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the token has expired") from None
         except jwt.ImmatureSignatureError:

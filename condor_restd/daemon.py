@@ -18,13 +18,12 @@ from types import FrameType
 from typing import Any, Callable, NoReturn, Protocol
 
 import cherrypy
-from cheroot import wsgi
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from . import __version__, condor, preflight
 from .condor import Condor
 from .errors import ConfigError
 from .logs import DaemonLog, append_error
+from .server import LISTEN_BACKLOG, Server, TLSAdapter
 from .settings import (
     DEFAULT_NOT_RESPONDING_TIMEOUT,
     Settings,
@@ -169,14 +168,14 @@ def drop_privileges(config: Mapping[str, Any], environ: Mapping[str, str],
 
 # ------------------------------------------------------------------------------------------ TLS
 
-def tls_adapter(settings: Settings) -> BuiltinSSLAdapter | None:
+def tls_adapter(settings: Settings) -> TLSAdapter | None:
     """cheroot's TLS adapter for RESTD_SSL_CERTFILE and RESTD_SSL_KEYFILE (None: plain HTTP).
 
     Reads the files as the daemon's user; ConfigError names the knob and the file that fails."""
     context = preflight.tls_context(settings)
     if context is None:
         return None
-    adapter = BuiltinSSLAdapter(settings.ssl_certfile, settings.ssl_keyfile)
+    adapter = TLSAdapter(settings.ssl_certfile, settings.ssl_keyfile)
     adapter.context = context
     return adapter
 
@@ -210,37 +209,26 @@ class Listening(Protocol):
 
     def set_threads(self, threads: int) -> None: ...
 
+    def set_header_timeout(self, seconds: float) -> None: ...
+
     def set_tls(self, settings: Settings) -> None: ...
 
     def stop(self, timeout: float) -> threading.Thread: ...
-
-
-class _Server(wsgi.Server):
-    bind_error: OSError | None = None  # the last bind's own error; cheroot's keeps only its text
-
-    def bind(self, family: Any, type: Any, proto: int = 0) -> None:
-        try:
-            super().bind(family, type, proto)
-        except OSError as exc:
-            self.bind_error = exc
-            raise
-
-    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
-        # cheroot writes these to stderr; they are mostly clients hanging up early: debug detail
-        logging.getLogger("condor_restd.server").log(
-            level if level >= logging.WARNING else logging.DEBUG, "%s", msg, exc_info=traceback)
 
 
 class Listener:
     """One cheroot server: binds in start(), serves in a thread, stops within a bound."""
 
     def __init__(self, settings: Settings, app: Any) -> None:
-        # Past the threads, a queue as long as the pool; a connection that finds it full gets
-        # cheroot's 503 at once instead of piling up behind the busy threads.
-        self.server = _Server((settings.address, settings.port), app, numthreads=settings.threads,
-                              server_name="condor_restd", request_queue_size=64,
-                              accepted_queue_size=settings.threads,
-                              accepted_queue_timeout=0.05)  # type: ignore[arg-type]  # float works
+        # Past the threads, a queue as long as the pool; a request that finds it full gets a
+        # 503 at once instead of piling up behind the busy threads. Connections are accepted
+        # as they come (a long listen backlog: a burst of them is not made to retry its SYN)
+        # and wait for their request heads without a thread (see server.py).
+        self.server = Server((settings.address, settings.port), app, numthreads=settings.threads,
+                             server_name="condor_restd", request_queue_size=LISTEN_BACKLOG,
+                             accepted_queue_size=settings.threads,
+                             accepted_queue_timeout=0.05)  # type: ignore[arg-type]  # float works
+        self.server.header_timeout = settings.header_timeout
         self.server.max_request_header_size = MAX_REQUEST_HEADER_BYTES
         self.server.max_request_body_size = MAX_REQUEST_BODY_BYTES
         self.server.ssl_adapter = tls_adapter(settings)
@@ -284,6 +272,9 @@ class Listener:
             pool.grow(threads - old)
         elif threads < old:
             pool.shrink(old - threads)
+
+    def set_header_timeout(self, seconds: float) -> None:
+        self.server.header_timeout = seconds  # for the request heads awaited from now on
 
     def stop(self, timeout: float) -> threading.Thread:
         """Close the socket, let requests finish for `timeout` s; the returned thread ends when done."""
@@ -417,6 +408,7 @@ class Daemon:
                                                                       bool(new.ssl_certfile)))
             self.listener.set_app(app)
             self.listener.set_threads(new.threads)
+            self.listener.set_header_timeout(new.header_timeout)
         self._tls = tls_state(new)
         self.app.queries.drain()  # its workers go as their calls end; the new app forks its own
         self._retired.append((time.monotonic() + old.query_timeout + old.shutdown_timeout, self.app))

@@ -320,7 +320,7 @@ HEADERS: dict[str, Schema] = {
     "ETag": _header("A validator of this answer's body (in its format); send it back in "
                     "`If-None-Match` to get a 304 while the answer is unchanged. Strong "
                     "(the body's length and CRC-32, in hex), or weak (`W/`) on a streamed "
-                    "history, where it stands for the ids of the records sent.",
+                    "history, where it stands for the ids of the records sent in this format.",
                     {"type": "string", "pattern": ETAG_PATTERN}, '"1f3a-5a1f0c3e"'),
     "HtmlETag": _header("As for JSON and YAML; the HTML page has none.",
                         {"type": "string", "pattern": ETAG_PATTERN}, required=False),
@@ -342,8 +342,9 @@ HEADERS: dict[str, Schema] = {
     "Vary": _header("The request headers the answer depends on (and `Origin` when "
                     "RESTD_CORS_ORIGINS lists origins).", {"type": "string"},
                     "Accept, Authorization"),
-    "HtmlVary": _header("As for JSON and YAML; the HTML page has none (but `Origin` when "
-                        "RESTD_CORS_ORIGINS lists origins).", {"type": "string"}, required=False),
+    "HtmlVary": _header("As for JSON and YAML; the HTML page says `Accept` (this URL answers "
+                        "JSON too), and `Origin` when RESTD_CORS_ORIGINS lists origins.",
+                        {"type": "string"}, required=False),
     "Link": _header("Only while more records follow: the URL of the next page, this URL with "
                     "`cursor` and `limit` set (RFC 8288).",
                     {"type": "string", "pattern": '^<[^>]+>; rel="next"$'},

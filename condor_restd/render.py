@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -14,7 +15,7 @@ from urllib.parse import quote, urlencode
 import cherrypy
 import yaml
 
-from . import cache
+from . import cache, yamlflow
 from .compress import ABOVE, Gzip, Segment
 from .errors import MethodNotAllowed, NotAcceptable, RestdError
 from .responses import GZIP
@@ -106,6 +107,26 @@ def _ndjson(value: Any) -> str:
     return "".join(map(_line, items))
 
 
+PRETTY_YAML = 256 << 10  # JSON characters up to which an object is YAML in block style throughout
+
+
+def _yaml(value: Any) -> str:
+    """YAML of a result. A list (of any length) is a block sequence of one flow line per record,
+    written from its JSON at about the cost of NDJSON; an object is PyYAML's block style, or,
+    above PRETTY_YAML, a block mapping of one flow line per key (PyYAML's emitter, in Python,
+    takes some 30 times as long as the JSON encoder, and ten times its memory)."""
+    listing = isinstance(value, Listing)
+    if listing:
+        value = value.records  # a list, its records as they come, or groups (an object)
+    if isinstance(value, list) or (listing and not isinstance(value, dict)):
+        return b"".join(bytes(c) for c in _chunks(value, YAML) if not isinstance(c, Segment)).decode("utf-8")
+    if isinstance(value, dict) and value and len(to_json(value)) > PRETTY_YAML:
+        return "".join(yamlflow.entry(json.dumps(str(k), ensure_ascii=False), _line(v)[:-1])
+                       for k, v in value.items())
+    return yaml.safe_dump(to_python(value), default_flow_style=False, sort_keys=False,
+                          allow_unicode=True)
+
+
 def encode(value: Any, media: str) -> bytes:
     if isinstance(value, Listing) and media == JSON:
         value = value.records
@@ -116,8 +137,7 @@ def encode(value: Any, media: str) -> bytes:
     if media == NDJSON:
         return _ndjson(value).encode("utf-8")
     if media == YAML:
-        text = yaml.safe_dump(to_python(value), default_flow_style=False, sort_keys=False,
-                              allow_unicode=True)
+        text = _yaml(value)
     else:
         text = to_json(value)
     if not text.endswith("\n"):
@@ -222,6 +242,16 @@ def _tag(size: int, crc: int) -> str:
     return '"%x-%08x"' % (size, crc)
 
 
+def variant_tag(tag: str, media: str) -> str:
+    """The weak ETag of a streamed answer in `media`: the daemon's tag stands for the records,
+    and each representation of them needs its own (a 304 for YAML to a client holding JSON
+    would leave it with the wrong body). JSON keeps the daemon's tag as it is."""
+    if media == JSON:
+        return tag
+    digest = hashlib.blake2b(f"{tag} {media}".encode(), digest_size=16).hexdigest()
+    return f'W/"{digest}"'
+
+
 def _not_modified(tag: str) -> bool:
     wanted = cherrypy.serving.request.headers.get("If-None-Match")
     if not wanted:
@@ -263,9 +293,11 @@ def _next_link(next_page: Mapping[str, str]) -> str:
 
 def _ok(result: Any, media: str, cache_control: str) -> bytes:
     """A 200 (or a 304 when the client already has it): ETag, Cache-Control, list headers."""
-    if isinstance(result, Page):
-        return _respond(200, result.body, result.content_type)
     vary = cherrypy.serving.response.headers.get("Vary")
+    if isinstance(result, Page):  # a page of a URL that answers JSON too depends on Accept
+        negotiated = getattr(cherrypy.serving.request, "restd_negotiated", False)
+        page_headers = {"Vary": f"{vary}, Accept" if vary else "Accept"} if negotiated else {}
+        return _respond(200, result.body, result.content_type, page_headers)
     # a handler may say otherwise (health probes must never be answered from a cache)
     cache_control = cherrypy.serving.response.headers.get("Cache-Control") or cache_control
     varies = "Accept, Accept-Encoding, Authorization"
@@ -280,8 +312,9 @@ def _ok(result: Any, media: str, cache_control: str) -> bytes:
         if wants_gzip:
             headers["Content-Encoding"] = "gzip"
         if result.stream_tag is not None:
-            # each representation its own tag: the gzipped bytes are not the plain ones
-            headers["ETag"] = result.stream_tag[:-1] + '-gzip"' if wants_gzip else result.stream_tag
+            # each representation its own tag: other formats, and gzipped bytes, are not these
+            tag = variant_tag(result.stream_tag, media)
+            headers["ETag"] = tag[:-1] + '-gzip"' if wants_gzip else tag
             if _not_modified(headers["ETag"]):
                 return _respond(304, b"", media, headers)
         _respond(200, b"", media, headers)
@@ -324,8 +357,7 @@ def _chunks(records: Iterable[Any], media: str) -> Iterator[bytes | memoryview |
         if media == NDJSON:
             yield _line(record).encode("utf-8")
         elif media == YAML:
-            yield yaml.safe_dump([to_python(record)], default_flow_style=False, sort_keys=False,
-                                 allow_unicode=True).encode("utf-8")
+            yield yamlflow.item(_line(record)[:-1]).encode("utf-8")
         else:
             yield (b"[\n" if first else b",\n") + (
                 record if isinstance(record, bytes) else to_json(record).encode("utf-8"))
@@ -388,6 +420,7 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         request.restd_media = media
         # JSON lists go out gzipped when the client takes gzip: the workers deflate the records
         GZIP.set(media == JSON and accepts_gzip(request.headers.get("Accept-Encoding")))
+        request.restd_negotiated = len(offered) > 1  # the answer depends on Accept
         if request.method == "OPTIONS":
             headers = {"Allow": ", ".join(ALLOWED_METHODS),
                        "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),

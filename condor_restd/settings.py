@@ -296,6 +296,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("RESTD_WORKER_MAX_GROWTH", "worker_max_growth", "64", _int(0),
          "MiB a worker process may grow beyond its size at start before it is replaced (after "
          "its call); 0 never."),
+    Knob("RESTD_HEADER_TIMEOUT", "header_timeout", "10", _seconds(),
+         "Seconds a client has to send a request's line and headers; slower ones get a 408."),
     Knob("RESTD_SHUTDOWN_TIMEOUT", "shutdown_timeout", "10", _seconds(),
          "Seconds in-flight requests get to finish after SIGTERM."),
     Knob("RESTD_LOG", "log", "$(LOG)/RestdLog", _log,
@@ -369,6 +371,7 @@ class Settings:
     worker_max_growth: int = 64
     cache_ttl: float = 2.0
     shutdown_timeout: float = 10.0
+    header_timeout: float = 10.0
     log: str = ""
     debug: tuple[str, ...] = ()
     max_log: int = 10485760

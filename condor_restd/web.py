@@ -348,6 +348,10 @@ class Request(cherrypy._cprequest.Request):
     def process_query_string(self) -> None:
         """Called before dispatch: refuse what no handler should see."""
         environ = getattr(self, "wsgi_environ", None) or {}
+        length = str(environ.get("CONTENT_LENGTH") or "0").strip()
+        if environ.get("HTTP_TRANSFER_ENCODING") or length not in ("", "0"):
+            # the daemon's server refuses these before the app; a hosting server may not
+            raise cherrypy.HTTPError(400, "this API takes no request body")
         raw_path = str(environ.get("PATH_INFO", self.path_info))
         try:  # WSGI hands the path over as latin-1 text of the raw bytes
             raw_path.encode("latin-1").decode("utf-8")

@@ -377,6 +377,58 @@ def test_a_token_without_kid_is_401(api: Client) -> None:
     expect_invalid(api, token, "kid")
 
 
+def rsa_signed(payload: dict[str, Any]) -> str:
+    """A token signed by the issuer's key whose payload is written as it is (json.dumps writes
+    Infinity and NaN, as some JSON encoders do)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    return raw_token({"alg": "RS256", "kid": "rsa1", "typ": "JWT"}, payload,
+                     lambda data: RSA_KEY.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", ["99999999999", "0", "", True, None, [1], {"a": 1},
+                                   float("inf"), float("nan")])
+def test_a_time_claim_that_is_not_a_number_is_401(api: Client, claim: str, value: Any) -> None:
+    future = int(time.time()) + 600
+    payload = claims(**{claim: future})
+    payload[claim] = value  # None stays: a JSON null is not a date either
+    expect_invalid(api, rsa_signed(payload), claim)
+
+
+def test_time_claims_may_be_fractional(api: Client) -> None:
+    now = time.time()
+    token = rsa_signed(claims(exp=now + 600.5, nbf=now - 0.5, iat=now - 0.25))
+    assert api.get("/v1/status", headers=bearer(token)).status == 200
+
+
+@pytest.mark.parametrize("sub", [42, 4.2, True, ["bob"], {"name": "bob"}, ""])
+def test_a_token_whose_user_claim_is_not_a_name_is_403(api: Client, sub: Any) -> None:
+    # a valid token (signature, issuer, audience, dates): the user claim alone is wrong (security.md)
+    r = api.get("/v1/status", headers=bearer(make_token(sub=sub)))
+    assert r.status == 403, r
+    assert "sub" in r.json()["message"] and "www-authenticate" not in r.headers
+
+
+def test_the_user_claim_type_does_not_matter_when_another_claim_names_the_user(
+        make_client: Callable[..., Client], issuer: IssuerMock) -> None:
+    client = make_client(**{**TOKEN_SETTINGS, "token_user_claim": "preferred_username"})
+    token = make_token(sub=12345, jti=7, preferred_username="bob")
+    assert client.get("/v1/status", headers=bearer(token)).status == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/status", "/v1/jobs/DEFAULT", "/healthz", "/v1"])
+def test_two_credentials_are_400_not_a_guess(api: Client, requests_mock: Any, path: str) -> None:
+    # two Authorization headers, as a server or proxy joins them: "the last one wins" is a guess
+    good, other = make_token(sub="alice"), make_token(sub="bob")
+    for value in (f"Bearer {good}, Bearer {other}", f"Bearer {good},Bearer {other}", "Bearer a,b"):
+        r = api.get(path, headers={"Authorization": value})
+        assert r.status == 400, (path, r)
+        assert "Authorization" in r.json()["message"] and r.json()["status"] == 400
+        assert good not in r.text and other not in r.text
+    assert requests_mock.call_count == 0
+
+
 def test_the_accepted_algorithms_are_asymmetric_only() -> None:
     assert not {a for a in ALGORITHMS if a.upper().startswith("HS") or a.lower() == "none"}
 

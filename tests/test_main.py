@@ -466,6 +466,9 @@ class FakeListener:
     def set_threads(self, threads: int) -> None:
         self.threads = threads
 
+    def set_header_timeout(self, seconds: float) -> None:
+        self.header_timeout = seconds
+
     def stop(self, timeout: float) -> threading.Thread:
         self.stopped_with = timeout
         self.running = False

@@ -72,8 +72,9 @@ def test_yaml_is_written_by_the_safe_dumper(client: Client) -> None:
     assert "!!python" not in text and "!!" not in text
     jobs = yaml.safe_load(text)
     assert [j["jobid"] for j in jobs][:3] == ["2.0", "2.1", "2.2"]
-    # keys keep their order, text is not escaped to ASCII
-    assert text.startswith("- jobid: '2.0'\n  classad:\n")
+    # a list is one flow line per record, keys in their order, text not escaped to ASCII
+    assert text.startswith('- {"jobid": "2.0", "classad": {')
+    assert text.count("\n- {") == len(jobs) - 1
 
 
 def test_format_wins_over_accept(client: Client) -> None:

@@ -129,6 +129,45 @@ def test_plain_http_on_the_https_port_gets_no_data(serving: tuple[str, Path]) ->
     assert "condoruser" not in r.text
 
 
+def test_clients_slow_to_shake_hands_hold_up_no_one(certificate: tuple[Path, Path]) -> None:
+    """30 connections that say nothing, or half a ClientHello: the others are served at once,
+    and RESTD_HEADER_TIMEOUT closes them (the handshake used to block the accepting thread)."""
+    settings = tls_settings(*certificate, threads=2, header_timeout=2.0)
+    app = make_app(settings, DemoPool())
+    listener = Listener(settings, app)
+    listener.start()
+    silent: list[socket.socket] = []
+    try:
+        address = listener.address
+        for n in range(30):
+            sock = socket.create_connection(address, timeout=5)
+            if n % 2:
+                sock.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello
+            silent.append(sock)
+        context = ssl.create_default_context(cafile=str(certificate[0]))
+        for _ in range(3):
+            started = time.monotonic()
+            connection = http.client.HTTPSConnection(*address, context=context, timeout=5)
+            try:
+                connection.request("GET", "/healthz")
+                assert connection.getresponse().status == 200
+            finally:
+                connection.close()
+            assert time.monotonic() - started < 1.0
+        time.sleep(2.5)  # past the deadline: closed
+        for sock in silent:
+            sock.settimeout(2)
+            try:
+                assert sock.recv(100) == b""
+            except ConnectionResetError:
+                pass
+    finally:
+        for sock in silent:
+            sock.close()
+        listener.stop(1).join(5)
+        app.queries.close()
+
+
 def test_the_server_accepts_tls_1_2_and_later_only(certificate: tuple[Path, Path]) -> None:
     adapter = tls_adapter(tls_settings(*certificate))
     assert adapter is not None

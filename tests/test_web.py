@@ -821,6 +821,47 @@ def test_an_upstream_failure_mid_stream_ends_the_body_short(make_client: Any, po
     assert r.status == 200 and r.text.startswith("[\n") and not r.text.rstrip().endswith("]")
 
 
+REPRESENTATIONS = {"json": "application/json", "yaml": "application/yaml",
+                   "ndjson": "application/x-ndjson"}
+
+
+@pytest.mark.parametrize("max_jobs,path", [
+    (0, "/v1/history/DEFAULT"),  # streamed: a weak tag from the daemon
+    (0, "/v1/jobs/DEFAULT/2"),  # a queue of few jobs: one query, a strong tag (a streamed one has none)
+    (10000, "/v1/jobs/DEFAULT/2"), (10000, "/v1/history/DEFAULT"), (10000, "/v1/status"),
+    (10000, "/v1/jobs/DEFAULT/2/0"),
+])
+def test_each_representation_has_its_own_etag(make_client: Any, small_batches: None,
+                                              max_jobs: int, path: str) -> None:
+    client = make_client(max_jobs=max_jobs)
+    offered = REPRESENTATIONS if path.count("/") < 5 else {"json": "application/json",
+                                                           "yaml": "application/yaml"}
+    tags = {}
+    for fmt, media in offered.items():
+        for how in ({"params": {"format": fmt}}, {"headers": {"Accept": media}}):
+            r = client.get(path, **how)
+            assert r.status == 200 and r.headers["content-type"].startswith(media), (fmt, r)
+            assert "Accept" in r.headers["vary"]
+            assert tags.setdefault(fmt, r.headers["etag"]) == r.headers["etag"]
+    assert len(set(tags.values())) == len(tags), tags
+    for held, tag in tags.items():
+        for fmt, media in offered.items():
+            r = client.get(path, headers={"Accept": media, "If-None-Match": tag})
+            assert r.status == (304 if fmt == held else 200), (held, fmt, r)
+            assert "Accept" in r.headers["vary"] and r.headers["etag"] == tags[fmt]
+            if fmt != held:
+                assert r.body and r.headers["content-type"].startswith(media)
+
+
+def test_the_front_page_varies_with_accept_as_the_data_does(client: Client) -> None:
+    # one URL, two representations: a cache must not give the HTML page to a JSON client
+    page = client.get("/", headers={"Accept": "text/html"})
+    data = client.get("/", headers={"Accept": "application/json"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Accept" in page.headers["vary"] and "Accept" in data.headers["vary"]
+    assert "vary" not in client.get("/v1/docs").headers  # HTML only: nothing to vary
+
+
 class Windows(Counting):
     """Counting, and keeping what each upstream call asked for and how many ads it returned."""
 

@@ -105,7 +105,8 @@ def test_close_leaves_no_process_behind(pool: DemoPool) -> None:
     assert children() - before == set()
 
 
-def test_the_costly_pool_holds_the_gil_while_the_schedd_works() -> None:
+def _spin_during(wait: Callable[[], None]) -> int:
+    """How far a spinning thread gets while this thread runs `wait`."""
     ran = [0]
     stop = threading.Event()
 
@@ -116,17 +117,22 @@ def test_the_costly_pool_holds_the_gil_while_the_schedd_works() -> None:
     thread = threading.Thread(target=spin)
     thread.start()
     try:
-        time.sleep(0.05)
+        time.sleep(0.02)
         before = ran[0]
-        hold_gil(200_000)  # 0.2 s inside one C call that keeps the GIL
-        held = ran[0] - before
-        before = ran[0]
-        time.sleep(0.2)  # the same wait, releasing it
-        free = ran[0] - before
+        wait()
+        return ran[0] - before
     finally:
         stop.set()
         thread.join()
-    assert held < free / 20, (held, free)
+
+
+def test_the_costly_pool_holds_the_gil_while_the_schedd_works() -> None:
+    for _ in range(5):  # a busy machine can starve the spinning thread of the second core too
+        held = _spin_during(lambda: hold_gil(200_000))  # 0.2 s inside one C call keeping the GIL
+        free = _spin_during(lambda: time.sleep(0.2))  # the same wait, releasing it
+        if free > 20 * max(held, 1_000):
+            return
+    raise AssertionError((held, free))
 
 
 def _burst(client: Client, count: int) -> float:
