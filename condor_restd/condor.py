@@ -26,6 +26,9 @@ from .classads import (
     check_expression as check_expression,
 )
 from .classads import (
+    check_size as check_size,
+)
+from .classads import (
     group_key as group_key,
 )
 from .classads import (
@@ -42,6 +45,12 @@ from .classads import (
 )
 from .classads import (
     referenced_attributes as referenced_attributes,
+)
+from .classads import (
+    scrubbed as scrubbed,
+)
+from .classads import (
+    skeleton as skeleton,
 )
 from .classads import (
     unparse as unparse,
@@ -277,15 +286,19 @@ class Encoded:
 
     def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str], limit: int,
              shape: Shape) -> Rows:
+        if shape.where is not None:  # every job in scope, whole, filtered here
+            return encode_rows(_local(self.source.jobs(schedd, constraint, [], 0), shape, limit),
+                               shape)
         return encode_rows(self.source.jobs(schedd, constraint, list(projection), limit), shape)
 
     def history(self, schedd: str | None, constraint: str, projection: Sequence[str], limit: int,
                 since: str | None, shape: Shape) -> Rows:
+        ask, most = (list(projection), limit) if shape.where is None else ([], 0)
         if since is None:  # sources written before `since` existed take four arguments
-            ads = self.source.history(schedd, constraint, list(projection), limit)
+            ads = self.source.history(schedd, constraint, ask, most)
         else:
-            ads = self.source.history(schedd, constraint, list(projection), limit, since)
-        return encode_rows(ads, shape)
+            ads = self.source.history(schedd, constraint, ask, most, since)
+        return encode_rows(ads if shape.where is None else _local(ads, shape, limit), shape)
 
     def status(self, ad_type: str, constraint: str, projection: Sequence[str], shape: Shape) -> Rows:
         return encode_rows(self.source.status(ad_type, constraint, list(projection)), shape)
@@ -321,9 +334,27 @@ class Encoded:
         if history is None:
             raise Unavailable("the schedd's history file cannot be read here any more")
         expr = check_expression(constraint)
+        where = check_expression(shape.where) if shape.where is not None else None
+
+        def wanted(ad: Ad) -> bool:
+            return matches(expr, ad) and (where is None or matches(where, scrubbed(ad, shape.hide)))
+
         stop = tuple(int(part) for part in since.split(".")) if since else None
-        found, more = read_page(history, lambda ad: matches(expr, ad), size, before, stop)
+        found, more = read_page(history, wanted, size, before, stop)
         return encode_rows([ad for _, ad in found], shape), [pos for pos, _ in found], more
+
+
+def _local(ads: Sequence[Ad], shape: Shape, limit: int) -> list[Ad]:
+    """The ads that match `shape.where` once the `shape.hide` attributes are gone from them (a
+    client's constraint while job attributes are hidden), the first `limit` of them (0: all)."""
+    where = check_expression(shape.where or "true")
+    out = []
+    for ad in ads:
+        if matches(where, scrubbed(ad, shape.hide)):
+            out.append(ad)
+            if 0 < limit <= len(out):
+                break
+    return out
 
 
 # ------------------------------------------------------------------------- daemon plumbing

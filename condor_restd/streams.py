@@ -12,6 +12,7 @@ from typing import Any, Callable, Protocol
 
 from .encoding import IDS, Shape
 from .errors import BadRequest, Unavailable
+from .historyfile import CURSOR_REFUSED
 from .responses import Listing, RecordBlock, Rows
 from .settings import Settings
 
@@ -250,6 +251,10 @@ class Pager:
                                        IDS).count
         ids = self.fetch("history", schedd, query, list(JOB_ID_ATTRS), skip + size + 1, since,
                          IDS).ids
+        if anchor is not None and ids[skip - served:skip - served + 1] != [_job(anchor)]:
+            # the anchor is no record this query matches (gone by rotation, another user's job,
+            # another schedd's): all the same, an empty page, which tells nothing of that job
+            return Listing([])
         if anchor is None and ids:
             anchor = "%s.%s" % ids[0]
         wanted = ids[skip:skip + size]
@@ -287,6 +292,10 @@ class _Replayable:
         return self.produce()
 
 
+def _job(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
 def id_window(first: tuple[int, int], last: tuple[int, int]) -> str:
     """A constraint for the job ids from `first` to `last`, both included."""
     (c0, p0), (c1, p1) = first, last
@@ -300,7 +309,6 @@ def _digest(*parts: Any) -> str:
 
 # ------------------------------------------------------------------------------- cursors
 
-CURSOR_REFUSED = "cursor is not one this daemon gave out for this URL; start again without it"
 
 
 def next_page(position: dict[str, Any], source: str, size: int) -> dict[str, str]:

@@ -15,6 +15,7 @@ from condor_restd.demo import DemoPool
 from condor_restd.errors import Unavailable
 
 from .conftest import Client
+from .test_auth import issuer  # noqa: F401 (a fixture)
 
 SECRET = "not-a-real-secret"  # the Environment of jobs 18.0/18.1 in the demo pool
 
@@ -394,3 +395,236 @@ def test_overload_gets_a_fast_503_not_a_pile_up(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+# ------------------------------------------------- hostile input, round two (issue #14)
+
+ENDPOINTS = ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/owner",
+             "/v1/grouped_history/DEFAULT/owner", "/v1/status", "/v1/grouped_status/MyType")
+# the ClassAd library cannot list their references, or their evaluation fails on every ad
+UNANALYSABLE = ["{}.x", "{}.x == 1", "[a=1].b", "{1}.x", '"s".x', "(1).x", "{ClusterId, {}}[1].x"]
+FAILING = ["random(0)", "random(0) == 1", "1/0", "random(ClusterId - ClusterId) == 0",
+           "ifThenElse(ClusterId > 0, random(0), 1)", "(" * 60 + "random(0)" + ")" * 60]
+# near the bounds: evaluated, or not, by the library; a clean answer either way
+EDGES = ["+".join(["ClusterId"] * 250) + " > 0",
+         "(" * 60 + "+".join(["ClusterId"] * 190) + ")" * 60 + " > 0",
+         "int(" * 60 + "+".join(["ClusterId"] * 190) + ")" * 60 + " > 0"]
+
+
+def _upstream_errors(client: Client) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = client.get("/metrics")
+    return sum(s.value for f in text_string_to_metric_families(r.text) for s in f.samples
+               if s.name == "condor_restd_upstream_errors_total")
+
+
+@pytest.mark.parametrize("constraint", UNANALYSABLE + FAILING + EDGES)
+def test_a_client_expression_is_never_an_outage(make_client: Any, constraint: str) -> None:
+    for hide in (frozenset(), frozenset({"environment"})):
+        client = make_client(hide_job_attrs=hide)
+        for path in ENDPOINTS:
+            r = client.get(path, {"constraint": constraint})
+            assert r.status == 200, (path, constraint, hide, r)
+            if constraint in FAILING:  # a failed evaluation matches nothing
+                assert r.json() in ([], {}), (path, constraint)
+        assert _upstream_errors(client) == 0
+
+
+@pytest.mark.parametrize("constraint, message", [
+    ("+".join(["1"] * 300), "operators"), ("||".join(["ClusterId == 1"] * 200), "operators"),
+    ("(" * 65 + "true" + ")" * 65, "nested"), ("{" * 70 + "1" + "}" * 70 + " == 1", "nested"),
+    ("int(" * 80 + "1" + ")" * 80, "nested")])
+def test_expressions_past_what_a_daemon_evaluates_are_400(client: Client, constraint: str,
+                                                          message: str) -> None:
+    for path in ENDPOINTS:
+        r = client.get(path, {"constraint": constraint})
+        assert r.status == 400 and message in r.json()["message"], (path, r)
+    assert _upstream_errors(client) == 0
+
+
+def test_an_expression_within_the_bounds_is_evaluated(client: Client) -> None:
+    """The bounds leave room: 64 levels of brackets, 256 operators, both evaluated by the library."""
+    many = " || ".join(f"ClusterId == {n}" for n in range(1, 86))  # 170 operators
+    deep = "(" * 64 + 'Owner == "bob"' + ")" * 64
+    assert len(client.get("/v1/jobs/DEFAULT", {"constraint": many}).json()) == len(
+        client.get("/v1/jobs/DEFAULT").json())
+    assert len(client.get("/v1/jobs/DEFAULT", {"constraint": deep}).json()) == 3
+
+
+def test_the_real_adapter_never_sends_a_schedd_an_expression_past_the_bounds() -> None:
+    """What reaches a schedd has been parsed and bounded by the same library (classads.check_size)."""
+    from condor_restd import classads
+    from condor_restd.errors import BadRequest
+
+    for text in ("+".join(["1"] * 258), "(" * 65 + "1" + ")" * 65):
+        with pytest.raises(BadRequest):
+            classads.check_size(text)
+    classads.check_size('Owner == "a" && ' + " || ".join(f'Cmd == "{"(" * 100}"' for _ in range(3)))
+
+
+# --------------------------------------------- hidden attributes: nothing reaches their values
+
+def twins(hide: frozenset[str]) -> tuple[DemoPool, DemoPool]:
+    """Two demo pools alike but for the values of the `hide` attributes (ResidentSetSize,
+    Environment), which differ on every job of queue and history."""
+    first, second = DemoPool(), DemoPool()
+    for n, (a, b) in enumerate(zip([*first.queues["vm"], *first.histories["vm"]],
+                                   [*second.queues["vm"], *second.histories["vm"]])):
+        for name in hide:
+            a[name] = 2048 if name == "residentsetsize" else "API_TOKEN=one"
+            b[name] = 1024 * (n + 7) if name == "residentsetsize" else f"OTHER={n}"
+    return first, second
+
+
+HIDE = frozenset({"residentsetsize", "environment"})
+READS_THROUGH = ["MemoryUsage == 2", "MemoryUsage =!= undefined", "MemoryUsage > 1", "isUndefined(MemoryUsage)",
+                 "MY.MemoryUsage == 2", "[a = MemoryUsage].a == 2", "{MemoryUsage}[0] == 2",
+                 "ifThenElse(MemoryUsage == 2, true, false)", "true", "1", "ClusterId > 0 || true"]
+
+
+@pytest.mark.parametrize("constraint", READS_THROUGH)
+def test_no_attribute_expression_reads_a_hidden_value_back(make_client: Any, constraint: str) -> None:
+    """With ResidentSetSize hidden, MemoryUsage (computed from it) tells nothing of it: every
+    answer is the same whatever the hidden values are."""
+    first, second = twins(HIDE)
+    a, b = (make_client(backend=p, hide_job_attrs=HIDE) for p in (first, second))
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/MemoryUsage",
+                 "/v1/grouped_history/DEFAULT/Owner", "/v1/jobs/DEFAULT/18"):
+        for extra in ({}, {"limit": "2"}, {"projection": "MemoryUsage,Owner"}):
+            ra, rb = (c.get(path, {"constraint": constraint, **extra}) for c in (a, b))
+            assert ra.status == rb.status == 200, (path, constraint, ra)
+            assert ra.body == rb.body, (path, constraint, extra)
+            assert "API_TOKEN" not in ra.text and "OTHER=" not in ra.text
+
+
+def test_a_constraint_naming_no_attribute_is_answered_with_hiding(hidden: Client, client: Client) -> None:
+    for constraint in ("true", "1", "!false", "2 > 1"):
+        for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/owner"):
+            r = hidden.get(path, {"constraint": constraint})
+            assert r.status == 200, (path, constraint, r)
+            assert len(r.json()) == len(client.get(path).json())
+
+
+@pytest.mark.parametrize("constraint", ["Environment.x == 1", "MY.Environment.x =!= undefined",
+                                        "Environment.x.y", "MY.Environment.x", "(Environment).x",
+                                        "TARGET.Environment.x", "'Environment'.x"])
+def test_a_selection_inside_a_hidden_attribute_is_refused(hidden: Client, constraint: str) -> None:
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/owner"):
+        r = hidden.get(path, {"constraint": constraint})
+        assert r.status == 400 and "hidden" in r.json()["message"], (path, r)
+
+
+def test_hidden_filtering_keeps_limits_pages_and_caps(make_client: Any, client: Client) -> None:
+    """The constraint is evaluated in the worker, after the scope; caps and pages count matches."""
+    hidden = make_client(hide_job_attrs=HIDE)
+    constraint = 'Owner == "condoruser" && ClusterId > 2'
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT"):
+        expected = client.get(path, {"constraint": constraint}).json()
+        assert len(expected) > 3
+        seen, link = [], None
+        r = hidden.get(path, {"constraint": constraint, "limit": "3"})
+        while True:
+            seen += r.json()
+            link = r.headers.get("link")
+            if not link:
+                break
+            from urllib.parse import parse_qsl, urlsplit
+            r = hidden.get(path, dict(parse_qsl(urlsplit(link.split(";")[0].strip("<>")).query)))
+        assert [j["jobid"] for j in seen] == [j["jobid"] for j in expected]
+        capped = make_client(hide_job_attrs=HIDE, max_jobs=2).get(path, {"constraint": constraint})
+        assert len(capped.json()) == 2 and capped.headers["x-restd-truncated"] == "true"
+
+
+# ------------------------------------- OWN scope: another user's job is as one that is not there
+
+def _own_clients(make_client: Any, tmp_path: Any) -> tuple[Client, Client, Any]:
+    """With tokens and OWN scope: the schedd's history asked remotely, and read from its file."""
+    from condor_restd import condor
+
+    from .test_auth import TOKEN_SETTINGS
+    from .test_condor import write_history
+
+    path = write_history(tmp_path, list(DemoPool().histories["vm"]))
+
+    class Local(DemoPool):
+        def history_file(self, schedd: str | None) -> Any:
+            return condor.HistoryFile(str(path)) if schedd is None else None
+
+    return make_client(**TOKEN_SETTINGS), make_client(backend=Local(), **TOKEN_SETTINGS), path
+
+
+def _others(user: str) -> list[str]:
+    from condor_restd import condor
+
+    return [f"{condor.value_of(ad, 'ClusterId')}.{condor.value_of(ad, 'ProcId')}"
+            for ad in DemoPool().histories["vm"] if condor.value_of(ad, "User") != user]
+
+
+def _cursor(data: dict[str, Any]) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.usefixtures("issuer")
+def test_own_scope_since_another_users_job_is_as_since_no_job(make_client: Any, tmp_path: Any) -> None:
+    from .test_auth import bearer, make_token
+
+    remote, filed, _ = _own_clients(make_client, tmp_path)
+    token = bearer(make_token(sub="bob"))
+    others = _others("bob@localhost")
+    for app in (remote, filed):
+        for extra in ({}, {"limit": "2"}, {"limit": "50"}):
+            nothing = app.get("/v1/history/DEFAULT", {"since": "999999.0", **extra}, headers=token)
+            assert nothing.status == 200 and nothing.json()
+            for since in (others[0], others[len(others) // 2], others[-1], others[-1].split(".")[0]):
+                r = app.get("/v1/history/DEFAULT", {"since": since, **extra}, headers=token)
+                link = r.headers.get("link", "").replace(f"since={since}", "since=999999.0")
+                assert (r.status, r.body, link) == (
+                    nothing.status, nothing.body, nothing.headers.get("link", "")), (since, extra)
+    # the user's own job still stops the history there
+    own = remote.get("/v1/history/DEFAULT", headers=token).json()
+    r = remote.get("/v1/history/DEFAULT", {"since": own[1]["jobid"]}, headers=token)
+    assert [j["jobid"] for j in r.json()] == [own[0]["jobid"]]
+
+
+@pytest.mark.usefixtures("issuer")
+def test_own_scope_cursor_at_another_users_job_is_as_at_no_job(make_client: Any, tmp_path: Any) -> None:
+    from condor_restd import condor
+
+    from .test_auth import bearer, make_token
+
+    remote, filed, path = _own_clients(make_client, tmp_path)
+    token = bearer(make_token(sub="bob"))
+    others = _others("bob@localhost")
+    nothing = remote.get("/v1/history/DEFAULT", {"cursor": _cursor({"v": 1, "s": "history", "a": "999999.0",
+                                                                     "n": 1}), "limit": 2}, headers=token)
+    assert nothing.status == 200
+    for anchor in others[:3] + others[-3:]:
+        for n in (0, 1, 3):
+            r = remote.get("/v1/history/DEFAULT", {"cursor": _cursor({"v": 1, "s": "history", "a": anchor,
+                                                                      "n": n}), "limit": 2}, headers=token)
+            assert (r.status, r.body, r.headers.get("link")) == (nothing.status, nothing.body, None), anchor
+    # in the file: a record of another user's is refused as a position where no record starts
+    records = list(condor.HistoryFile(str(path)).records())
+    theirs = [pos for pos, ad in records if condor.value_of(ad, "User") != "bob@localhost"]
+    answers = set()
+    for name, offset in [*theirs[:3], ("history", theirs[0][1] + 1), ("history", 5)]:
+        r = filed.get("/v1/history/DEFAULT", {"cursor": _cursor({"v": 1, "s": "history", "f": name, "o": offset}),
+                                              "limit": 2}, headers=token)
+        answers.add((r.status, r.body))
+    assert len(answers) == 1 and answers.pop()[0] == 400
+    # bob's own cursors still walk his history, from the file and from the schedd
+    for app in (remote, filed):
+        seen, params = [], {"limit": "1"}
+        while True:
+            r = app.get("/v1/history/DEFAULT", params, headers=token)
+            assert r.status == 200
+            seen += [j["jobid"] for j in r.json()]
+            if "link" not in r.headers:
+                break
+            from urllib.parse import parse_qsl, urlsplit
+            params = dict(parse_qsl(urlsplit(r.headers["link"].split(";")[0].strip("<>")).query))
+        assert seen == [j["jobid"] for j in remote.get("/v1/history/DEFAULT", headers=token).json()]
