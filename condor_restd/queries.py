@@ -289,7 +289,7 @@ class Queries:
                 args = (*args[:-1], replace(args[-1], where=where, hide=hidden))
             return self._call(daemon, method, *args)
 
-        return Pager(self.settings, fetch, call)
+        return Pager(self.settings, fetch, call, where)
 
     def _one_job(self, source: str, schedd: str | None, cluster: int, proc: int,
                  ask: list[str], shape: Shape, who: Identity | None) -> bytes:

@@ -46,10 +46,14 @@ class Pager:
 
     `fetch` runs one job query in a worker; `call(daemon, method, *args)` any other pool call."""
 
-    def __init__(self, settings: Settings, fetch: Fetch, call: Callable[..., Any]) -> None:
+    def __init__(self, settings: Settings, fetch: Fetch, call: Callable[..., Any],
+                 where: str | None = None) -> None:
+        """`where`: the client's constraint when `fetch` and `call` carry it to the worker
+        apart from the query (hidden job attributes); it goes into the streams' ETags."""
         self.settings = settings
         self.fetch = fetch
         self.call = call
+        self.where = where
 
     # ---------------------------------------------------------------------------- v1 lists
 
@@ -71,11 +75,13 @@ class Pager:
         position = decode_cursor(cursor, source) if cursor is not None else None
         if source == "jobs":
             return self._queue_page(schedd, query, names, hidden, size, position)
+        # A file cursor holds the byte offset of a record: how long records are, and so how long
+        # a hidden value is. While job attributes are hidden, pages come from the schedd.
         if position is not None and "f" in position:
-            if self.call("schedd", "history_file", schedd) is None:
+            if hidden or self.call("schedd", "history_file", schedd) is None:
                 raise BadRequest(CURSOR_REFUSED)  # a file cursor where no file is read
             return self._file_page(schedd, query, names, hidden, size, position, since)
-        if position is None and self.call("schedd", "history_file", schedd) is not None:
+        if position is None and not hidden and self.call("schedd", "history_file", schedd) is not None:
             return self._file_page(schedd, query, names, hidden, size, None, since)
         return self._history_page(schedd, query, names, hidden, size, position, since)
 
@@ -160,7 +166,7 @@ class Pager:
             truncated = self.call("schedd", "file_page", schedd, query, cap, None, since, IDS)[2]
         keep = projection(names, JOB_ID_ATTRS)[1]
         shape = Shape(keep=keep, hide=hidden, ids=False)
-        tag = _digest(query, names, hidden, cap, since, identity)
+        tag = _digest(query, self.where, names, hidden, cap, since, identity)
 
         def batches() -> Iterator[RecordBlock]:
             before, served = None, 0
@@ -204,7 +210,7 @@ class Pager:
             # the probe saw the newest match alone; the oldest records go when the schedd rotates
             # its history, which it does only as it writes a record: the newest of all
             seen += self.fetch("history", schedd, "true", ["GlobalJobId"], 1, None, marks).groups
-        tag = _digest(query, names, hidden, cap, since, *map(str, seen[:cap or None]))
+        tag = _digest(query, self.where, names, hidden, cap, since, *map(str, seen[:cap or None]))
 
         def batches() -> Iterator[Any]:
             most = self.settings.stream_batch

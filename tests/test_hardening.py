@@ -628,3 +628,122 @@ def test_own_scope_cursor_at_another_users_job_is_as_at_no_job(make_client: Any,
             from urllib.parse import parse_qsl, urlsplit
             params = dict(parse_qsl(urlsplit(r.headers["link"].split(";")[0].strip("<>")).query))
         assert seen == [j["jobid"] for j in remote.get("/v1/history/DEFAULT", headers=token).json()]
+
+
+# ------------------------------------------------------- property tests: the new input shapes
+
+PIECES = ["{}.x", "[a=1].b", "{1}.x", "(1).x", "random(0)", "random()", "1/0", "MemoryUsage", "MY.MemoryUsage",
+          "ResidentSetSize", "Environment.x", "MY", "ClusterId", "ProcId", "Owner", '"bob"', "true", "undefined",
+          "error", "{1, 2}", "[a = MemoryUsage].a", "{MemoryUsage}[0]", 'eval("x")', "2", "JobStatus"]
+OPERATORS = [" == ", " =?= ", " =!= ", " != ", " || ", " && ", " + ", " / ", " < ", "."]
+SHAPES = st.one_of(
+    st.builds(lambda first, rest: first + "".join(op + piece for op, piece in rest), st.sampled_from(PIECES),
+              st.lists(st.tuples(st.sampled_from(OPERATORS), st.sampled_from(PIECES)), max_size=6)),
+    st.builds(lambda n, op: op.join(["ClusterId"] * n) + " > 0", st.integers(1, 400), st.sampled_from(["+", "-"])),
+    st.builds(lambda n, inner: "(" * n + inner + ")" * n, st.integers(1, 90), st.sampled_from(PIECES)),
+    st.builds(lambda f, arg: f"{f}({arg})", st.sampled_from(["random", "int", "size", "unparse", "isError"]),
+              st.sampled_from(PIECES)),
+)
+
+
+def _twin_clients() -> tuple[Client, Client]:
+    """Clients over the two twin pools (in-thread calls: an example costs no fork), made once."""
+    global _TWINS
+    if _TWINS is None:
+        from condor_restd.settings import Settings
+        from condor_restd.web import make_app
+
+        apps = [make_app(Settings(cache_ttl=0, hide_job_attrs=HIDE), p, False) for p in twins(HIDE)]
+        _TWINS = (Client(apps[0]), Client(apps[1]))
+    return _TWINS
+
+
+_TWINS: tuple[Client, Client] | None = None
+
+
+@FAST
+@given(constraint=SHAPES)
+def test_new_constraint_shapes_get_a_clean_answer(client: Client, constraint: str) -> None:
+    for path in ENDPOINTS:
+        assert_clean(client.get(path, {"constraint": constraint}))
+
+
+@FAST
+@given(constraint=st.one_of(SHAPES, TEXT))
+def test_no_constraint_tells_a_hidden_value(constraint: str) -> None:
+    """The twin pools differ only in their hidden values: every answer is the same in both."""
+    first, second = _twin_clients()
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/MemoryUsage",
+                 "/v1/grouped_history/DEFAULT/Owner"):
+        for extra in ({}, {"limit": "3"}):
+            a, b = (c.get(path, {"constraint": constraint, **extra}) for c in (first, second))
+            assert_clean(a)
+            assert (a.status, a.body) == (b.status, b.body), (path, constraint)
+
+
+FIELD_VALUES = st.one_of(st.integers(-(2**64), 2**64), st.text(max_size=12), st.booleans(), st.none(),
+                         st.lists(st.integers(-5, 2**41), max_size=3), st.floats(allow_nan=True),
+                         st.sampled_from(["13.0", "2.0", "999999.0", "history", "history.1", "../x"]))
+
+
+@FAST
+@given(fields=st.dictionaries(st.sampled_from(["v", "s", "a", "n", "f", "o", "after", "x"]), FIELD_VALUES,
+                              max_size=5),
+       base=st.sampled_from([{}, {"v": 1, "s": "history"}, {"v": 1, "s": "jobs"}]))
+def test_any_forged_cursor_gets_a_clean_answer(client: Client, fields: dict[str, Any],
+                                               base: dict[str, Any]) -> None:
+    cursor = _cursor({**base, **fields})
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/history/schedd2@vm"):
+        assert_clean(client.get(path, {"cursor": cursor, "limit": "2"}))
+
+
+def test_the_history_file_path_is_as_safe(make_client: Any, tmp_path: Any) -> None:
+    """Read straight from the history file: failed evaluations match nothing, the twin pools'
+    files stream alike, and while attributes are hidden no cursor holds a byte offset (which
+    would tell how long a record, and so a hidden value, is)."""
+    import base64
+    import json
+
+    from condor_restd import condor
+
+    from .test_condor import write_history
+
+    backends = []
+    for n, twin in enumerate(twins(HIDE)):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        path = write_history(folder, list(twin.histories["vm"]))
+
+        class Local(DemoPool):
+            def history_file(self, schedd: str | None, path: Any = path) -> Any:
+                return condor.HistoryFile(str(path)) if schedd is None else None
+
+        backends.append(Local())
+    plain = make_client(backend=backends[0])
+    for constraint in FAILING + UNANALYSABLE:
+        for extra in ({"limit": "3"}, {}):
+            r = plain.get("/v1/history/DEFAULT", {"constraint": constraint, **extra})
+            assert r.status == 200 and (constraint not in FAILING or r.json() == []), (constraint, r)
+    assert _upstream_errors(plain) == 0
+    streamed = [make_client(backend=b, hide_job_attrs=HIDE, max_jobs=0) for b in backends]
+    for constraint in [*READS_THROUGH, 'Owner == "condoruser"']:
+        a, b = (c.get("/v1/history/DEFAULT", {"constraint": constraint}) for c in streamed)
+        assert a.status == b.status == 200 and a.body == b.body, constraint
+    paged = make_client(backend=backends[0], hide_job_attrs=HIDE)
+    r = paged.get("/v1/history/DEFAULT", {"limit": "2"})
+    cursor = r.headers["link"].split("cursor=")[1].split("&")[0].split(">")[0]
+    assert "f" not in json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    file_cursor = _cursor({"v": 1, "s": "history", "f": "history", "o": 0})
+    assert paged.get("/v1/history/DEFAULT", {"limit": "2", "cursor": file_cursor}).status == 400
+
+
+def test_streams_filtered_in_the_worker_have_their_own_etags(make_client: Any) -> None:
+    """The client's constraint travels apart from the schedd's query while attributes are hidden:
+    two constraints never share an ETag (a 304 for the other's answer)."""
+    client = make_client(hide_job_attrs=HIDE, max_jobs=0)
+    tags = {c: client.get("/v1/history/DEFAULT", {"constraint": c}).headers["etag"]
+            for c in ('Owner == "condoruser"', 'Owner == "condoruser" && ClusterId > 0')}
+    assert len(set(tags.values())) == 2
+    r = client.get("/v1/history/DEFAULT", {"constraint": "ClusterId > 0 && Owner == \"condoruser\""},
+                   headers={"If-None-Match": tags['Owner == "condoruser"']})
+    assert r.status == 200
