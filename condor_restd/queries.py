@@ -262,6 +262,8 @@ class Queries:
         if not hidden or constraint is None or not constraint.strip():
             return self._constraint(constraint, hidden, *clauses, scope=scope), None
         where = self._constraint(constraint, hidden)
+        if condor.referenced_attributes(constraint) == []:  # `false`, `1`: no job attribute in it
+            return self._constraint(constraint, hidden, *clauses, scope=scope), None
         return self._constraint(None, hidden, *clauses, scope=scope), where
 
     def _visible_since(self, schedd: str | None, since: str, scope: list[str]) -> str | None:

@@ -747,3 +747,23 @@ def test_streams_filtered_in_the_worker_have_their_own_etags(make_client: Any) -
     r = client.get("/v1/history/DEFAULT", {"constraint": "ClusterId > 0 && Owner == \"condoruser\""},
                    headers={"If-None-Match": tags['Owner == "condoruser"']})
     assert r.status == 200
+
+
+def test_a_constant_constraint_still_goes_to_the_schedd_with_hiding(make_client: Any, pool: DemoPool) -> None:
+    """`false` (the summary's probe of each schedd) names no attribute: the schedd evaluates it,
+    and is not asked for every job; a constraint naming one is evaluated in the worker."""
+    sent: list[tuple[str, int]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(pool, name)
+
+        def jobs(self, schedd: str | None, constraint: str, projection: Any, limit: int) -> Any:
+            sent.append((constraint, limit))
+            return pool.jobs(schedd, constraint, projection, limit)
+
+    client = make_client(Recording(), isolate=False, hide_job_attrs=HIDE)
+    assert client.get("/v1/jobs/DEFAULT", {"constraint": "false", "limit": "1"}).json() == []
+    assert client.get("/v1/jobs/DEFAULT", {"constraint": "MemoryUsage == 2"}).json() == []
+    assert all("false" in constraint for constraint, _ in sent[:-1])
+    assert "MemoryUsage" not in sent[-1][0] and sent[-1][1] == 0  # every job in scope, filtered here
