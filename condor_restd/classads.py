@@ -145,6 +145,19 @@ def scrubbed(ad: Ad, hide: frozenset[str]) -> Ad:
     return out
 
 
+def scrubbed_matches(ads: Sequence[Ad], where: str, hide: frozenset[str], limit: int) -> list[Ad]:
+    """The ads that match `where` once the `hide` attributes are gone from them (a client's
+    constraint while job attributes are hidden), the first `limit` of them (0: all)."""
+    expr = check_expression(where)
+    out = []
+    for ad in ads:
+        if matches(expr, scrubbed(ad, hide)):
+            out.append(ad)
+            if 0 < limit <= len(out):
+                break
+    return out
+
+
 def value_of(ad: Ad, name: str) -> Any:
     """The literal value of an attribute; None when it is missing or undefined."""
     value = ad.get(name)

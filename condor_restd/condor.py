@@ -50,6 +50,9 @@ from .classads import (
     scrubbed as scrubbed,
 )
 from .classads import (
+    scrubbed_matches as scrubbed_matches,
+)
+from .classads import (
     skeleton as skeleton,
 )
 from .classads import (
@@ -286,10 +289,10 @@ class Encoded:
 
     def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str], limit: int,
              shape: Shape) -> Rows:
-        if shape.where is not None:  # every job in scope, whole, filtered here
-            return encode_rows(_local(self.source.jobs(schedd, constraint, [], 0), shape, limit),
-                               shape)
-        return encode_rows(self.source.jobs(schedd, constraint, list(projection), limit), shape)
+        if shape.where is None:
+            return encode_rows(self.source.jobs(schedd, constraint, list(projection), limit), shape)
+        ads = self.source.jobs(schedd, constraint, [], 0)  # every job in scope, whole
+        return encode_rows(scrubbed_matches(ads, shape.where, shape.hide, limit), shape)
 
     def history(self, schedd: str | None, constraint: str, projection: Sequence[str], limit: int,
                 since: str | None, shape: Shape) -> Rows:
@@ -298,7 +301,9 @@ class Encoded:
             ads = self.source.history(schedd, constraint, ask, most)
         else:
             ads = self.source.history(schedd, constraint, ask, most, since)
-        return encode_rows(ads if shape.where is None else _local(ads, shape, limit), shape)
+        if shape.where is not None:  # every job in scope, whole, filtered here
+            ads = scrubbed_matches(ads, shape.where, shape.hide, limit)
+        return encode_rows(ads, shape)
 
     def status(self, ad_type: str, constraint: str, projection: Sequence[str], shape: Shape) -> Rows:
         return encode_rows(self.source.status(ad_type, constraint, list(projection)), shape)
@@ -342,19 +347,6 @@ class Encoded:
         stop = tuple(int(part) for part in since.split(".")) if since else None
         found, more = read_page(history, wanted, size, before, stop)
         return encode_rows([ad for _, ad in found], shape), [pos for pos, _ in found], more
-
-
-def _local(ads: Sequence[Ad], shape: Shape, limit: int) -> list[Ad]:
-    """The ads that match `shape.where` once the `shape.hide` attributes are gone from them (a
-    client's constraint while job attributes are hidden), the first `limit` of them (0: all)."""
-    where = check_expression(shape.where or "true")
-    out = []
-    for ad in ads:
-        if matches(where, scrubbed(ad, shape.hide)):
-            out.append(ad)
-            if 0 < limit <= len(out):
-                break
-    return out
 
 
 # ------------------------------------------------------------------------- daemon plumbing

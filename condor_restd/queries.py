@@ -8,10 +8,9 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Callable, Protocol, TypeVar
 
-from . import condor, streams
+from . import condor, hiding, streams
 from .auth import Forbidden, Identity, token_required
 from .cache import SingleFlight
 from .condor import Condor
@@ -28,16 +27,9 @@ SOURCES = ("jobs", "history")
 AD_TYPES = tuple(condor.AD_TYPES)
 DAEMONS = tuple(condor.DAEMON_TYPES)
 STATUS_ID_ATTRS = ("Name", "MyType")
-# ClassAd functions that turn a string into an attribute reference or expression at run time.
-INDIRECT_FUNCTIONS = ("eval",)
 CONFIG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 MAX_CONSTRAINT_LENGTH = 8192
 MAX_PROJECTION = 256
-# References that reach a whole ad (MY["Env" + "ironment"]) or build a name at run time (eval):
-# with hidden attributes, a constraint may use none of them.
-WHOLE_AD_REFS = frozenset({"my", "target", "parent", "super"})
-WHOLE_AD = re.compile(r"(?<![\w.])(my|target|parent|super)\b(?!\s*\.\s*[A-Za-z_])", re.I)
-REF_STEP = re.compile(r"'(?:[^'\\]|\\.)*'|[A-Za-z_][A-Za-z0-9_]*")  # the names in `MY.A.b`
 CACHE_BUDGET = 256 << 20  # characters of answers kept for RESTD_CACHE_TTL, at the most
 SLOT_WAIT = 0.25  # seconds a request waits for a busy query pool before a 503
 
@@ -168,38 +160,13 @@ class Queries:
                 raise BadRequest(f"constraint is longer than {MAX_CONSTRAINT_LENGTH} characters")
             condor.check_size(constraint)
             if hidden:
-                self._refuse_hidden_refs(constraint, hidden)
+                hiding.refuse_hidden_refs(constraint, hidden)
             parts.append(f"({condor.unparse(constraint) if scope else constraint})")
         parts.extend(clauses)
         parts.extend(scope)
         combined = " && ".join(parts) if parts else "true"
         condor.check_expression(combined)
         return combined
-
-    @staticmethod
-    def _refuse_hidden_refs(constraint: str, hidden: frozenset[str]) -> None:
-        """Refuse, on its text alone, a constraint that names a hidden attribute (at any step
-        of a reference: `Hidden.field`, `MY.Hidden`), a whole ad, or eval(). What it cannot
-        name still cannot reach a hidden value: such constraints are evaluated on ads without
-        them (condor.Encoded)."""
-        for ref in condor.referenced_attributes(constraint) or ():
-            steps = [step.strip("'").lower() for step in REF_STEP.findall(ref)]
-            for step in steps:
-                if step in hidden:
-                    raise BadRequest(f"constraint refers to hidden attribute {ref!r}")
-            if len(steps) == 1 and steps[0] in WHOLE_AD_REFS:
-                raise BadRequest("constraint may not use eval() or refer to a whole ad "
-                                 f"({ref}) while job attributes are hidden")
-        # the library leaves MY out of the references (MY["A"], unparse(MY)) once htcondor2 is loaded
-        whole = WHOLE_AD.search(condor.skeleton(constraint))
-        if whole:
-            raise BadRequest("constraint may not use eval() or refer to a whole ad "
-                             f"({whole.group(1)}) while job attributes are hidden")
-        normalized = re.sub(r"\s+", "", condor.unparse(constraint)).lower()
-        for function in INDIRECT_FUNCTIONS:
-            if function + "(" in normalized:
-                raise BadRequest(f"constraint may not call {function}() while job "
-                                 "attributes are hidden")
 
     # ------------------------------------------------------------------------ authorization
 
@@ -262,7 +229,7 @@ class Queries:
         if not hidden or constraint is None or not constraint.strip():
             return self._constraint(constraint, hidden, *clauses, scope=scope), None
         where = self._constraint(constraint, hidden)
-        if condor.referenced_attributes(constraint) == []:  # `false`, `1`: no job attribute in it
+        if not hiding.names_an_attribute(constraint):  # `false`: the summary's probe of a schedd
             return self._constraint(constraint, hidden, *clauses, scope=scope), None
         return self._constraint(None, hidden, *clauses, scope=scope), where
 
@@ -280,18 +247,7 @@ class Queries:
         """The pager, or one whose every job query carries `where` to the worker."""
         if where is None:
             return self.pager
-
-        def fetch(source: str, schedd: str | None, query: str, ask: list[str], limit: int,
-                  since: str | None, shape: Shape) -> Rows:
-            return self._fetch(source, schedd, query, ask, limit, since,
-                               replace(shape, where=where, hide=hidden))
-
-        def call(daemon: str, method: str, *args: Any) -> Any:
-            if method == "file_page":  # its last argument is the Shape
-                args = (*args[:-1], replace(args[-1], where=where, hide=hidden))
-            return self._call(daemon, method, *args)
-
-        return Pager(self.settings, fetch, call, where)
+        return hiding.filtering_pager(self.settings, self._fetch, self._call, where, hidden)
 
     def _one_job(self, source: str, schedd: str | None, cluster: int, proc: int,
                  ask: list[str], shape: Shape, who: Identity | None) -> bytes:
