@@ -134,12 +134,13 @@ def project(ad: Ad, names: Sequence[str]) -> Ad:
     return out
 
 
-def scrubbed(ad: Ad, hide: frozenset[str]) -> Ad:
+def scrubbed(ad: Ad, hide: frozenset[str], only: set[str] | None = None) -> Ad:
     """A copy of `ad` without the attributes in `hide` (lowercase names): an expression
     evaluated on it finds them undefined, however it reaches them (by name, MY., a selection
-    inside them, or another attribute's expression that uses them)."""
+    inside them, or another attribute's expression that uses them). `only` (lowercase names):
+    copy these alone."""
     out = classad.ClassAd()
-    for name in ad.keys():
+    for name in (ad.keys() if only is None else [n for n in only if n in ad]):
         if str(name).lower() not in hide:
             out[name] = ad.lookup(name)
     return out
@@ -147,15 +148,61 @@ def scrubbed(ad: Ad, hide: frozenset[str]) -> Ad:
 
 def scrubbed_matches(ads: Sequence[Ad], where: str, hide: frozenset[str], limit: int) -> list[Ad]:
     """The ads that match `where` once the `hide` attributes are gone from them (a client's
-    constraint while job attributes are hidden), the first `limit` of them (0: all)."""
+    constraint while job attributes are hidden), the first `limit` of them (0: all).
+
+    Each is evaluated on a copy that holds only what `where` can reach (the attributes it names,
+    and those their own expressions name, and so on), which is much cheaper than copying a whole
+    job ad; when the library cannot tell what an expression names, on a copy of the whole ad."""
     expr = check_expression(where)
+    names = _names(expr)
     out = []
     for ad in ads:
-        if matches(expr, scrubbed(ad, hide)):
+        reach = _reachable(ad, names) if names is not None else None
+        if matches(expr, scrubbed(ad, hide, reach)):
             out.append(ad)
             if 0 < limit <= len(out):
                 break
     return out
+
+
+_STEP = re.compile(r"'(?:[^'\\]|\\.)*'|[A-Za-z_][A-Za-z0-9_]*")  # the names in `MY.A.b`
+
+
+def _names(expr: Any) -> set[str] | None:
+    """Every name in the references of an expression (MY.A.b: my, a, b); None when the library
+    cannot list them, or may have left a reference to the whole ad out (it writes that as "")."""
+    try:
+        refs = [str(ref) for ref in classad.ClassAd().externalRefs(expr)]
+    except EVAL_ERRORS:
+        return None
+    if "" in refs and not _LITERAL_ONLY.fullmatch(str(expr)):
+        return None
+    return {name.strip("'").lower() for ref in refs for name in _STEP.findall(ref)}
+
+
+# an expression that may name nothing and still be sure to reach no attribute: a literal
+_LITERAL_ONLY = re.compile(r'\s*(?:-?[0-9.eE+-]+|true|false|undefined|error|"(?:[^"\\]|\\.)*")\s*', re.I)
+
+
+def _reachable(ad: Ad, names: set[str]) -> set[str] | None:
+    """The names an evaluation of an expression naming `names` can reach in `ad`; None when
+    one of the ad's expressions on the way cannot be analysed (then: the whole ad)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in ad:
+            continue
+        value = ad.lookup(name)
+        if isinstance(value, classad.ExprTree) and not _LITERAL_ONLY.fullmatch(str(value)):
+            more = _names(value)
+            if more is None:
+                return None
+            todo.extend(more - seen)
+    return seen
 
 
 def value_of(ad: Ad, name: str) -> Any:
