@@ -315,8 +315,6 @@ def _digest(*parts: Any) -> str:
 
 # ------------------------------------------------------------------------------- cursors
 
-
-
 def next_page(position: dict[str, Any], source: str, size: int) -> dict[str, str]:
     data = json.dumps({"v": 1, "s": source, **position}, separators=(",", ":")).encode()
     return {"cursor": base64.urlsafe_b64encode(data).decode().rstrip("="), "limit": str(size)}
