@@ -26,6 +26,9 @@ from .classads import (
     check_expression as check_expression,
 )
 from .classads import (
+    check_size as check_size,
+)
+from .classads import (
     group_key as group_key,
 )
 from .classads import (
@@ -42,6 +45,15 @@ from .classads import (
 )
 from .classads import (
     referenced_attributes as referenced_attributes,
+)
+from .classads import (
+    scrubbed as scrubbed,
+)
+from .classads import (
+    scrubbed_matches as scrubbed_matches,
+)
+from .classads import (
+    skeleton as skeleton,
 )
 from .classads import (
     unparse as unparse,
@@ -277,14 +289,20 @@ class Encoded:
 
     def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str], limit: int,
              shape: Shape) -> Rows:
-        return encode_rows(self.source.jobs(schedd, constraint, list(projection), limit), shape)
+        if shape.where is None:
+            return encode_rows(self.source.jobs(schedd, constraint, list(projection), limit), shape)
+        ads = self.source.jobs(schedd, constraint, [], 0)  # every job in scope, whole
+        return encode_rows(scrubbed_matches(ads, shape.where, shape.hide, limit), shape)
 
     def history(self, schedd: str | None, constraint: str, projection: Sequence[str], limit: int,
                 since: str | None, shape: Shape) -> Rows:
+        ask, most = (list(projection), limit) if shape.where is None else ([], 0)
         if since is None:  # sources written before `since` existed take four arguments
-            ads = self.source.history(schedd, constraint, list(projection), limit)
+            ads = self.source.history(schedd, constraint, ask, most)
         else:
-            ads = self.source.history(schedd, constraint, list(projection), limit, since)
+            ads = self.source.history(schedd, constraint, ask, most, since)
+        if shape.where is not None:  # every job in scope, whole, filtered here
+            ads = scrubbed_matches(ads, shape.where, shape.hide, limit)
         return encode_rows(ads, shape)
 
     def status(self, ad_type: str, constraint: str, projection: Sequence[str], shape: Shape) -> Rows:
@@ -321,8 +339,13 @@ class Encoded:
         if history is None:
             raise Unavailable("the schedd's history file cannot be read here any more")
         expr = check_expression(constraint)
+        where = check_expression(shape.where) if shape.where is not None else None
+
+        def wanted(ad: Ad) -> bool:
+            return matches(expr, ad) and (where is None or matches(where, scrubbed(ad, shape.hide)))
+
         stop = tuple(int(part) for part in since.split(".")) if since else None
-        found, more = read_page(history, lambda ad: matches(expr, ad), size, before, stop)
+        found, more = read_page(history, wanted, size, before, stop)
         return encode_rows([ad for _, ad in found], shape), [pos for pos, _ in found], more
 
 

@@ -152,7 +152,10 @@ class Shape:
     (ids and group keys only). `keep` (lowercase names) and `hide` as for ad_json(); `group` an
     attribute whose group key comes back with each record; `sort` puts jobs in id order (status
     ads by type and name); `cap` keeps the first that many after sorting (0: all); `ids` whether
-    the job ids must come back."""
+    the job ids must come back. `where`: a client's constraint the worker evaluates itself, on
+    a copy of each ad without the `hide` attributes (RESTD_HIDE_JOB_ATTRS), so that nothing it
+    computes can depend on a hidden value; the source is then asked for every ad the query
+    matches, whole, and the limit applies after this filter."""
 
     records: str = "job"
     keep: frozenset[str] | None = None
@@ -162,6 +165,7 @@ class Shape:
     cap: int = 0
     ids: bool = True
     gzip: bool = False  # a big body goes back deflated (compress.segment), for a gzipped answer
+    where: str | None = None
 
 
 IDS = Shape(records="none")

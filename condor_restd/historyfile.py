@@ -106,40 +106,63 @@ def _records_backwards(file: Any, end: int | None) -> Iterator[tuple[int, bytes]
         buffer = buffer[:start - base]
 
 
-def check_position(history: HistoryFile, before: tuple[str, int]) -> None:
-    """Refuse a position that no page of `history` could have ended at: past the end of its
-    file, or not at the start of a record (reading back from there would cost a scan of bytes
-    that are not there, or parse half a record)."""
+CURSOR_REFUSED = "cursor is not one this daemon gave out for this URL; start again without it"
+BANNER_MOST = 512  # bytes a banner line ("*** Offset = ... ClusterId = ...") takes at the most
+RECORD_MOST = 16 << 20  # bytes of one record, at the most, read to check a cursor
+
+
+def check_position(history: HistoryFile, before: tuple[str, int],
+                   wanted: Callable[[Ad], bool] = lambda ad: True) -> None:
+    """Refuse (BadRequest, one message for every case) a position that no page of this query
+    could have ended at: past the end of its file, not at the start of a record, or at a record
+    the query does not match (a job of another user: whether it is there, and where, is not
+    told). Reading back from any of these would scan bytes that are not there, parse half a
+    record, or tell what the requester may not see."""
     name, offset = before
     if name not in history.files():
         return  # rotated away since the cursor was given out: an empty page, as for any old cursor
     path = os.path.join(os.path.dirname(history.path), name)
+    refused = BadRequest(CURSOR_REFUSED)
     try:
         with open(path, "rb") as file:
             size = file.seek(0, os.SEEK_END)
-            if offset > size:
-                raise BadRequest("cursor points past the end of the history file; start again without it")
-            if offset == 0:
-                return
-            file.seek(max(0, offset - BANNER_MOST))
-            tail = file.read(offset - max(0, offset - BANNER_MOST))
+            if offset >= size:
+                raise refused  # a page ends at a record, which has bytes after it
+            if offset > 0:
+                file.seek(max(0, offset - BANNER_MOST))
+                tail = file.read(offset - max(0, offset - BANNER_MOST))
+                line_start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
+                if not tail.endswith(b"\n") or not tail.startswith(BANNER[1:], line_start):
+                    raise refused
+            file.seek(offset)
+            text, end = b"", -1
+            while end < 0 and len(text) < RECORD_MOST:
+                block = file.read(READ_BLOCK)
+                if not block:
+                    break
+                end = (text[-len(BANNER):] + block).find(BANNER)
+                end += len(text) - len(text[-len(BANNER):]) if end >= 0 else 0
+                text += block
     except FileNotFoundError:
         return
-    line_start = tail.rfind(b"\n", 0, len(tail) - 1) + 1
-    if not tail.endswith(b"\n") or not tail.startswith(BANNER[1:], line_start):
-        raise BadRequest("cursor is not at a record of the history file; start again without it")
-
-
-BANNER_MOST = 512  # bytes a banner line ("*** Offset = ... ClusterId = ...") takes at the most
+    if end < 0:
+        raise refused
+    try:
+        ads = parse_ads(text[:end + 1].decode("utf-8", "replace"))
+    except PARSE_ERRORS:
+        raise refused from None
+    if not ads or not wanted(ads[0]):
+        raise refused
 
 
 def read_page(history: HistoryFile, matches: Callable[[Ad], bool], size: int,
               before: tuple[str, int] | None = None,
               stop: tuple[int, ...] | None = None) -> tuple[list[tuple[tuple[str, int], Ad]], bool]:
     """Up to `size` matching records before `before` (or from the newest), newest first, ending
-    at the job `stop` names (cluster, or cluster and proc); and whether more follow."""
+    at the job `stop` names (cluster, or cluster and proc); and whether more follow. `before`
+    must be a record that `matches` (check_position)."""
     if before is not None:
-        check_position(history, before)
+        check_position(history, before, matches)
     picked: list[tuple[tuple[str, int], Ad]] = []
     for position, ad in history.records(before):
         if stop is not None and _job_key(ad)[:len(stop)] == stop:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Callable, Protocol, TypeVar
 
-from . import condor, streams
+from . import condor, hiding, streams
 from .auth import Forbidden, Identity, token_required
 from .cache import SingleFlight
 from .condor import Condor
@@ -27,14 +27,9 @@ SOURCES = ("jobs", "history")
 AD_TYPES = tuple(condor.AD_TYPES)
 DAEMONS = tuple(condor.DAEMON_TYPES)
 STATUS_ID_ATTRS = ("Name", "MyType")
-# ClassAd functions that turn a string into an attribute reference or expression at run time.
-INDIRECT_FUNCTIONS = ("eval",)
 CONFIG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 MAX_CONSTRAINT_LENGTH = 8192
 MAX_PROJECTION = 256
-# References that reach a whole ad (MY["Env" + "ironment"]) or build a name at run time (eval):
-# with hidden attributes, a constraint may use none of them.
-WHOLE_AD_REFS = frozenset({"", "my", "target", "parent", "super"})
 CACHE_BUDGET = 256 << 20  # characters of answers kept for RESTD_CACHE_TTL, at the most
 SLOT_WAIT = 0.25  # seconds a request waits for a busy query pool before a 503
 
@@ -167,31 +162,15 @@ class Queries:
         if constraint is not None and constraint.strip():
             if len(constraint) > MAX_CONSTRAINT_LENGTH:
                 raise BadRequest(f"constraint is longer than {MAX_CONSTRAINT_LENGTH} characters")
-            refs = condor.referenced_attributes(constraint)
+            condor.check_size(constraint)
             if hidden:
-                self._refuse_hidden_refs(constraint, refs, hidden)
+                hiding.refuse_hidden_refs(constraint, hidden)
             parts.append(f"({condor.unparse(constraint) if scope else constraint})")
         parts.extend(clauses)
         parts.extend(scope)
         combined = " && ".join(parts) if parts else "true"
         condor.check_expression(combined)
         return combined
-
-    @staticmethod
-    def _refuse_hidden_refs(constraint: str, refs: Sequence[str],
-                            hidden: frozenset[str]) -> None:
-        for ref in refs:
-            name = ref.rsplit(".", 1)[-1].strip("'").lower()
-            if name in hidden:
-                raise BadRequest(f"constraint refers to hidden attribute {ref!r}")
-            if name in WHOLE_AD_REFS:
-                raise BadRequest("constraint may not use eval() or refer to a whole ad "
-                                 f"({ref or 'eval'}) while job attributes are hidden")
-        normalized = re.sub(r"\s+", "", condor.unparse(constraint)).lower()
-        for function in INDIRECT_FUNCTIONS:
-            if function + "(" in normalized:
-                raise BadRequest(f"constraint may not call {function}() while job "
-                                 "attributes are hidden")
 
     # ------------------------------------------------------------------------ authorization
 
@@ -222,26 +201,57 @@ class Queries:
         if source not in SOURCES:
             raise NotFound(f"unknown job source {source!r}")
         hidden = self._hidden(source)
-        query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None),
-                                 scope=self._job_scope(who))
+        query, where = self._job_constraint(constraint, hidden, cluster, who)
         if since is not None and (source != "history" or not JOB_ID.fullmatch(since)):
             raise BadRequest("since takes a job id (cluster or cluster.proc), on history only")
         if limit is not None and limit < 1:
             raise BadRequest("limit must be at least 1")
-        pager = self.pager
+        if since is not None and self._job_scope(who):
+            since = self._visible_since(schedd, since, self._job_scope(who))
+        pager = self._local_pager(where, hidden)
+        names = tuple(projection or ())
         if limit is not None or cursor is not None:
-            key = ("page", source, schedd, tuple(projection or ()), query, limit, cursor, since,
-                   GZIP.get())
+            key = ("page", source, schedd, names, query, where, limit, cursor, since, GZIP.get())
             return self._cached(key, lambda: pager.page(source, schedd, query, projection, hidden,
                                                          limit, cursor, since))
         if not self.settings.max_jobs or self.settings.max_jobs > streams.STREAM_ABOVE:
             if source == "history":
                 return pager.history_stream(schedd, query, projection, hidden, since)
-            return self._cached(("queue", schedd, tuple(projection or ()), query, GZIP.get()),
+            return self._cached(("queue", schedd, names, query, where, GZIP.get()),
                                 lambda: pager.queue_stream(schedd, query, projection, hidden))
-        whole = ("jobs", source, schedd, tuple(projection or ()), query, since, GZIP.get())
+        whole = ("jobs", source, schedd, names, query, where, since, GZIP.get())
         return self._cached(whole, lambda: pager.whole(source, schedd, query, projection, hidden,
                                                      since))
+
+    def _job_constraint(self, constraint: str | None, hidden: frozenset[str],
+                        cluster: int | None, who: Identity | None) -> tuple[str, str | None]:
+        """The query a schedd evaluates, and the client's constraint when the worker must
+        evaluate it instead: while job attributes are hidden, no schedd evaluates a client's
+        expression on real ads (an attribute's expression could compute with a hidden one);
+        the worker does, on copies without them (condor.Encoded)."""
+        clauses, scope = self._id_clauses(cluster, None), self._job_scope(who)
+        if not hidden or constraint is None or not constraint.strip():
+            return self._constraint(constraint, hidden, *clauses, scope=scope), None
+        where = self._constraint(constraint, hidden)
+        if not hiding.names_an_attribute(constraint):  # `false`: the summary's probe of a schedd
+            return self._constraint(constraint, hidden, *clauses, scope=scope), None
+        return self._constraint(None, hidden, *clauses, scope=scope), where
+
+    def _visible_since(self, schedd: str | None, since: str, scope: list[str]) -> str | None:
+        """`since` when it names a job the requester may see, else None: the history then reads
+        on as for a job that does not exist, so that another user's job tells nothing by
+        stopping it (nor where it sits)."""
+        cluster, _, proc = since.partition(".")
+        clauses = [f"ClusterId == {int(cluster)}", *([f"ProcId == {int(proc)}"] if proc else [])]
+        found = self._fetch("history", schedd, " && ".join([*clauses, *scope]),
+                            list(JOB_ID_ATTRS), 1, None, IDS)
+        return since if len(found) else None
+
+    def _local_pager(self, where: str | None, hidden: frozenset[str]) -> Pager:
+        """The pager, or one whose every job query carries `where` to the worker."""
+        if where is None:
+            return self.pager
+        return hiding.filtering_pager(self.settings, self._fetch, self._call, where, hidden)
 
     def _one_job(self, source: str, schedd: str | None, cluster: int, proc: int,
                  ask: list[str], shape: Shape, who: Identity | None) -> bytes:
@@ -285,19 +295,19 @@ class Queries:
         hidden = self._hidden(source)
         if groupby.lower() in hidden:
             raise BadRequest(f"cannot group by hidden attribute {groupby!r}")
-        query = self._constraint(constraint, hidden, *self._id_clauses(cluster, None),
-                                 scope=self._job_scope(who))
-        key = ("grouped", source, schedd, groupby.lower(), tuple(projection or ()), query)
+        query, where = self._job_constraint(constraint, hidden, cluster, who)
+        key = ("grouped", source, schedd, groupby.lower(), tuple(projection or ()), query, where)
         return self._cached(key, lambda: self._grouped(source, schedd, groupby, query, projection,
-                                                       hidden))
+                                                       hidden, where))
 
     def _grouped(self, source: str, schedd: str | None, groupby: str, query: str,
-                 projection: list[str] | None, hidden: frozenset[str]) -> Listing:
+                 projection: list[str] | None, hidden: frozenset[str],
+                 where: str | None = None) -> Listing:
         cap = self.settings.max_jobs
         ask, keep = _projection(projection, JOB_ID_ATTRS, (groupby,))
         rows = self._fetch(source, schedd, query, ask, cap + 1 if cap else 0, None,
                            Shape(keep=keep, hide=hidden, group=groupby, sort=source == "jobs",
-                                 cap=cap, ids=False))
+                                 cap=cap, ids=False, where=where))
         return Listing(_groups(rows), truncated=bool(cap) and rows.count > cap)
 
     @staticmethod

@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 from .encoding import IDS, Shape
 from .errors import BadRequest, RestdError, Unavailable
+from .historyfile import CURSOR_REFUSED
 from .responses import GZIP, Listing, RecordBlock, Rows
 from .settings import Settings
 
@@ -48,10 +49,14 @@ class Pager:
 
     `fetch` runs one job query in a worker; `call(daemon, method, *args)` any other pool call."""
 
-    def __init__(self, settings: Settings, fetch: Fetch, call: Callable[..., Any]) -> None:
+    def __init__(self, settings: Settings, fetch: Fetch, call: Callable[..., Any],
+                 where: str | None = None) -> None:
+        """`where`: the client's constraint when `fetch` and `call` carry it to the worker
+        apart from the query (hidden job attributes); it goes into the streams' ETags."""
         self.settings = settings
         self.fetch = fetch
         self.call = call
+        self.where = where
 
     # ---------------------------------------------------------------------------- v1 lists
 
@@ -74,11 +79,13 @@ class Pager:
         position = decode_cursor(cursor, source) if cursor is not None else None
         if source == "jobs":
             return self._queue_page(schedd, query, names, hidden, size, position)
+        # A file cursor holds the byte offset of a record: how long records are, and so how long
+        # a hidden value is. While job attributes are hidden, pages come from the schedd.
         if position is not None and "f" in position:
-            if self.call("schedd", "history_file", schedd) is None:
+            if hidden or self.call("schedd", "history_file", schedd) is None:
                 raise BadRequest(CURSOR_REFUSED)  # a file cursor where no file is read
             return self._file_page(schedd, query, names, hidden, size, position, since)
-        if position is None and self.call("schedd", "history_file", schedd) is not None:
+        if position is None and not hidden and self.call("schedd", "history_file", schedd) is not None:
             return self._file_page(schedd, query, names, hidden, size, None, since)
         return self._history_page(schedd, query, names, hidden, size, position, since)
 
@@ -163,7 +170,7 @@ class Pager:
             truncated = self.call("schedd", "file_page", schedd, query, cap, None, since, IDS)[2]
         keep = projection(names, JOB_ID_ATTRS)[1]
         shape = Shape(keep=keep, hide=hidden, ids=False, gzip=GZIP.get())
-        tag = _digest(query, names, hidden, cap, since, identity)
+        tag = _digest(query, self.where, names, hidden, cap, since, identity)
 
         def batches() -> Iterator[RecordBlock]:
             before, served = None, 0
@@ -207,7 +214,7 @@ class Pager:
             # the probe saw the newest match alone; the oldest records go when the schedd rotates
             # its history, which it does only as it writes a record: the newest of all
             seen += self.fetch("history", schedd, "true", ["GlobalJobId"], 1, None, marks).groups
-        tag = _digest(query, names, hidden, cap, since, *map(str, seen[:cap or None]))
+        tag = _digest(query, self.where, names, hidden, cap, since, *map(str, seen[:cap or None]))
 
         def batches() -> Iterator[Any]:
             most = self.settings.stream_batch
@@ -297,6 +304,10 @@ class Pager:
                                        IDS).count
         ids = self.fetch("history", schedd, query, list(JOB_ID_ATTRS), skip + size + 1, since,
                          IDS).ids
+        if anchor is not None and ids[skip - served:skip - served + 1] != [_job(anchor)]:
+            # the anchor is no record this query matches (gone by rotation, another user's job,
+            # another schedd's): all the same, an empty page, which tells nothing of that job
+            return Listing([])
         if anchor is None and ids:
             anchor = "%s.%s" % ids[0]
         wanted = ids[skip:skip + size]
@@ -334,6 +345,10 @@ class _Replayable:
         return self.produce()
 
 
+def _job(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
 def id_window(first: tuple[int, int], last: tuple[int, int]) -> str:
     """A constraint for the job ids from `first` to `last`, both included."""
     (c0, p0), (c1, p1) = first, last
@@ -346,9 +361,6 @@ def _digest(*parts: Any) -> str:
 
 
 # ------------------------------------------------------------------------------- cursors
-
-CURSOR_REFUSED = "cursor is not one this daemon gave out for this URL; start again without it"
-
 
 def next_page(position: dict[str, Any], source: str, size: int) -> dict[str, str]:
     data = json.dumps({"v": 1, "s": source, **position}, separators=(",", ":")).encode()

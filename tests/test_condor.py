@@ -364,3 +364,38 @@ def test_history_file_goes_on_into_rotated_files(tmp_path: Path) -> None:
     assert ids_of(history.records(records[9][0])) == ids_of(records[10:])
     assert list(history.records(("history.19990101T000000", 5))) == []
     assert condor.HistoryFile(str(tmp_path / "nothing")).identity() == "missing"
+
+
+# ------------------------------------------------- client expressions in the worker (issue #14)
+
+def test_a_failed_evaluation_matches_nothing() -> None:
+    ad = classad2.ClassAd({"ClusterId": 3})
+    for text in ("random(0)", "random(0) == 1", "1/0", "{}.x", "+".join(["ClusterId"] * 450) + " > 0"):
+        assert condor.matches(condor.check_expression(text), ad) is False, text
+    assert condor.matches(condor.check_expression("ClusterId == 3"), ad) is True
+
+
+def test_references_the_library_cannot_list_are_none() -> None:
+    assert condor.referenced_attributes("{}.x == 1") is None
+    assert condor.referenced_attributes("true") == []  # not [""]
+    assert condor.referenced_attributes("MY.Environment.x") == ["MY.Environment.x"]
+
+
+def test_a_constraint_evaluated_in_the_worker_sees_no_hidden_value() -> None:
+    from condor_restd.demo import DemoPool
+    from condor_restd.encoding import Shape
+
+    pool = DemoPool()
+    encoded = condor.Encoded(pool)
+    plain = encoded.jobs(None, "true", [], 0, Shape(where="MemoryUsage == 2"))
+    assert len(plain.ids) == 2  # MemoryUsage computes with ResidentSetSize
+    hidden = encoded.jobs(None, "true", [], 0, Shape(where="MemoryUsage == 2",
+                                                     hide=frozenset({"residentsetsize"})))
+    assert hidden.ids == []
+    # the source's ads are left as they were; the limit counts matches
+    assert all("ResidentSetSize" in ad for ad in pool.queues["vm"] if "MemoryUsage" in ad)
+    some = encoded.history(None, "true", [], 1, None, Shape(where='Owner == "bob"', hide=frozenset({"x"})))
+    assert some.count == 1 and len(some.ids) == 1
+    scrubbed = condor.scrubbed(classad2.ClassAd({"A": 1, "Secret": 2, "B": classad2.ExprTree("Secret + A")}),
+                               frozenset({"secret"}))
+    assert "Secret" not in scrubbed and scrubbed.eval("B") is classad2.Value.Undefined

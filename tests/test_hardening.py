@@ -15,6 +15,7 @@ from condor_restd.demo import DemoPool
 from condor_restd.errors import Unavailable
 
 from .conftest import Client
+from .test_auth import issuer  # noqa: F401 (a fixture)
 
 SECRET = "not-a-real-secret"  # the Environment of jobs 18.0/18.1 in the demo pool
 
@@ -420,3 +421,395 @@ def test_overload_gets_a_fast_503_not_a_pile_up(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+# ------------------------------------------------- hostile input, round two (issue #14)
+
+ENDPOINTS = ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/owner",
+             "/v1/grouped_history/DEFAULT/owner", "/v1/status", "/v1/grouped_status/MyType")
+# the ClassAd library cannot list their references, or their evaluation fails on every ad
+UNANALYSABLE = ["{}.x", "{}.x == 1", "[a=1].b", "{1}.x", '"s".x', "(1).x", "{ClusterId, {}}[1].x"]
+FAILING = ["random(0)", "random(0) == 1", "1/0", "random(ClusterId - ClusterId) == 0",
+           "ifThenElse(ClusterId > 0, random(0), 1)", "(" * 60 + "random(0)" + ")" * 60]
+# near the bounds: evaluated, or not, by the library; a clean answer either way
+EDGES = ["+".join(["ClusterId"] * 250) + " > 0",
+         "(" * 60 + "+".join(["ClusterId"] * 190) + ")" * 60 + " > 0",
+         "int(" * 60 + "+".join(["ClusterId"] * 190) + ")" * 60 + " > 0"]
+
+
+def _upstream_errors(client: Client) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = client.get("/metrics")
+    return sum(s.value for f in text_string_to_metric_families(r.text) for s in f.samples
+               if s.name == "condor_restd_upstream_errors_total")
+
+
+@pytest.mark.parametrize("constraint", UNANALYSABLE + FAILING + EDGES)
+def test_a_client_expression_is_never_an_outage(make_client: Any, constraint: str) -> None:
+    for hide in (frozenset(), frozenset({"environment"})):
+        client = make_client(hide_job_attrs=hide)
+        for path in ENDPOINTS:
+            r = client.get(path, {"constraint": constraint})
+            assert r.status == 200, (path, constraint, hide, r)
+            if constraint in FAILING:  # a failed evaluation matches nothing
+                assert r.json() in ([], {}), (path, constraint)
+        assert _upstream_errors(client) == 0
+
+
+@pytest.mark.parametrize("constraint, message", [
+    ("+".join(["1"] * 300), "operators"), ("||".join(["ClusterId == 1"] * 200), "operators"),
+    ("(" * 65 + "true" + ")" * 65, "nested"), ("{" * 70 + "1" + "}" * 70 + " == 1", "nested"),
+    ("int(" * 80 + "1" + ")" * 80, "nested")])
+def test_expressions_past_what_a_daemon_evaluates_are_400(client: Client, constraint: str,
+                                                          message: str) -> None:
+    for path in ENDPOINTS:
+        r = client.get(path, {"constraint": constraint})
+        assert r.status == 400 and message in r.json()["message"], (path, r)
+    assert _upstream_errors(client) == 0
+
+
+def test_an_expression_within_the_bounds_is_evaluated(client: Client) -> None:
+    """The bounds leave room: 64 levels of brackets, 256 operators, both evaluated by the library."""
+    many = " || ".join(f"ClusterId == {n}" for n in range(1, 86))  # 170 operators
+    deep = "(" * 64 + 'Owner == "bob"' + ")" * 64
+    assert len(client.get("/v1/jobs/DEFAULT", {"constraint": many}).json()) == len(
+        client.get("/v1/jobs/DEFAULT").json())
+    assert len(client.get("/v1/jobs/DEFAULT", {"constraint": deep}).json()) == 3
+
+
+def test_the_real_adapter_never_sends_a_schedd_an_expression_past_the_bounds() -> None:
+    """What reaches a schedd has been parsed and bounded by the same library (classads.check_size)."""
+    from condor_restd import classads
+    from condor_restd.errors import BadRequest
+
+    for text in ("+".join(["1"] * 258), "(" * 65 + "1" + ")" * 65):
+        with pytest.raises(BadRequest):
+            classads.check_size(text)
+    classads.check_size('Owner == "a" && ' + " || ".join(f'Cmd == "{"(" * 100}"' for _ in range(3)))
+
+
+# --------------------------------------------- hidden attributes: nothing reaches their values
+
+def twins(hide: frozenset[str]) -> tuple[DemoPool, DemoPool]:
+    """Two demo pools alike but for the values of the `hide` attributes (ResidentSetSize,
+    Environment), which differ on every job of queue and history."""
+    first, second = DemoPool(), DemoPool()
+    for n, (a, b) in enumerate(zip([*first.queues["vm"], *first.histories["vm"]],
+                                   [*second.queues["vm"], *second.histories["vm"]])):
+        for name in hide:
+            a[name] = 2048 if name == "residentsetsize" else "API_TOKEN=one"
+            b[name] = 1024 * (n + 7) if name == "residentsetsize" else f"OTHER={n}"
+    return first, second
+
+
+HIDE = frozenset({"residentsetsize", "environment"})
+READS_THROUGH = ["MemoryUsage == 2", "MemoryUsage =!= undefined", "MemoryUsage > 1", "isUndefined(MemoryUsage)",
+                 "MY.MemoryUsage == 2", "[a = MemoryUsage].a == 2", "{MemoryUsage}[0] == 2",
+                 "ifThenElse(MemoryUsage == 2, true, false)", "true", "1", "ClusterId > 0 || true"]
+
+
+@pytest.mark.parametrize("constraint", READS_THROUGH)
+def test_no_attribute_expression_reads_a_hidden_value_back(make_client: Any, constraint: str) -> None:
+    """With ResidentSetSize hidden, MemoryUsage (computed from it) tells nothing of it: every
+    answer is the same whatever the hidden values are."""
+    first, second = twins(HIDE)
+    a, b = (make_client(backend=p, hide_job_attrs=HIDE) for p in (first, second))
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/MemoryUsage",
+                 "/v1/grouped_history/DEFAULT/Owner", "/v1/jobs/DEFAULT/18"):
+        for extra in ({}, {"limit": "2"}, {"projection": "MemoryUsage,Owner"}):
+            ra, rb = (c.get(path, {"constraint": constraint, **extra}) for c in (a, b))
+            assert ra.status == rb.status == 200, (path, constraint, ra)
+            assert ra.body == rb.body, (path, constraint, extra)
+            assert "API_TOKEN" not in ra.text and "OTHER=" not in ra.text
+
+
+def test_a_constraint_naming_no_attribute_is_answered_with_hiding(hidden: Client, client: Client) -> None:
+    for constraint in ("true", "1", "!false", "2 > 1"):
+        for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/owner"):
+            r = hidden.get(path, {"constraint": constraint})
+            assert r.status == 200, (path, constraint, r)
+            assert len(r.json()) == len(client.get(path).json())
+
+
+@pytest.mark.parametrize("constraint", ["Environment.x == 1", "MY.Environment.x =!= undefined",
+                                        "Environment.x.y", "MY.Environment.x", "(Environment).x",
+                                        "TARGET.Environment.x", "'Environment'.x"])
+def test_a_selection_inside_a_hidden_attribute_is_refused(hidden: Client, constraint: str) -> None:
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/owner"):
+        r = hidden.get(path, {"constraint": constraint})
+        assert r.status == 400 and "hidden" in r.json()["message"], (path, r)
+
+
+def test_hidden_filtering_keeps_limits_pages_and_caps(make_client: Any, client: Client) -> None:
+    """The constraint is evaluated in the worker, after the scope; caps and pages count matches."""
+    hidden = make_client(hide_job_attrs=HIDE)
+    constraint = 'Owner == "condoruser" && ClusterId > 2'
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT"):
+        expected = client.get(path, {"constraint": constraint}).json()
+        assert len(expected) > 3
+        seen, link = [], None
+        r = hidden.get(path, {"constraint": constraint, "limit": "3"})
+        while True:
+            seen += r.json()
+            link = r.headers.get("link")
+            if not link:
+                break
+            from urllib.parse import parse_qsl, urlsplit
+            r = hidden.get(path, dict(parse_qsl(urlsplit(link.split(";")[0].strip("<>")).query)))
+        assert [j["jobid"] for j in seen] == [j["jobid"] for j in expected]
+        capped = make_client(hide_job_attrs=HIDE, max_jobs=2).get(path, {"constraint": constraint})
+        assert len(capped.json()) == 2 and capped.headers["x-restd-truncated"] == "true"
+
+
+# ------------------------------------- OWN scope: another user's job is as one that is not there
+
+def _own_clients(make_client: Any, tmp_path: Any) -> tuple[Client, Client, Any]:
+    """With tokens and OWN scope: the schedd's history asked remotely, and read from its file."""
+    from condor_restd import condor
+
+    from .test_auth import TOKEN_SETTINGS
+    from .test_condor import write_history
+
+    path = write_history(tmp_path, list(DemoPool().histories["vm"]))
+
+    class Local(DemoPool):
+        def history_file(self, schedd: str | None) -> Any:
+            return condor.HistoryFile(str(path)) if schedd is None else None
+
+    return make_client(**TOKEN_SETTINGS), make_client(backend=Local(), **TOKEN_SETTINGS), path
+
+
+def _others(user: str) -> list[str]:
+    from condor_restd import condor
+
+    return [f"{condor.value_of(ad, 'ClusterId')}.{condor.value_of(ad, 'ProcId')}"
+            for ad in DemoPool().histories["vm"] if condor.value_of(ad, "User") != user]
+
+
+def _cursor(data: dict[str, Any]) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.usefixtures("issuer")
+def test_own_scope_since_another_users_job_is_as_since_no_job(make_client: Any, tmp_path: Any) -> None:
+    from .test_auth import bearer, make_token
+
+    remote, filed, _ = _own_clients(make_client, tmp_path)
+    token = bearer(make_token(sub="bob"))
+    others = _others("bob@localhost")
+    for app in (remote, filed):
+        for extra in ({}, {"limit": "2"}, {"limit": "50"}):
+            nothing = app.get("/v1/history/DEFAULT", {"since": "999999.0", **extra}, headers=token)
+            assert nothing.status == 200 and nothing.json()
+            for since in (others[0], others[len(others) // 2], others[-1], others[-1].split(".")[0]):
+                r = app.get("/v1/history/DEFAULT", {"since": since, **extra}, headers=token)
+                link = r.headers.get("link", "").replace(f"since={since}", "since=999999.0")
+                assert (r.status, r.body, link) == (
+                    nothing.status, nothing.body, nothing.headers.get("link", "")), (since, extra)
+    # the user's own job still stops the history there
+    own = remote.get("/v1/history/DEFAULT", headers=token).json()
+    r = remote.get("/v1/history/DEFAULT", {"since": own[1]["jobid"]}, headers=token)
+    assert [j["jobid"] for j in r.json()] == [own[0]["jobid"]]
+
+
+@pytest.mark.usefixtures("issuer")
+def test_own_scope_cursor_at_another_users_job_is_as_at_no_job(make_client: Any, tmp_path: Any) -> None:
+    from condor_restd import condor
+
+    from .test_auth import bearer, make_token
+
+    remote, filed, path = _own_clients(make_client, tmp_path)
+    token = bearer(make_token(sub="bob"))
+    others = _others("bob@localhost")
+    nothing = remote.get("/v1/history/DEFAULT", {"cursor": _cursor({"v": 1, "s": "history", "a": "999999.0",
+                                                                     "n": 1}), "limit": 2}, headers=token)
+    assert nothing.status == 200
+    for anchor in others[:3] + others[-3:]:
+        for n in (0, 1, 3):
+            r = remote.get("/v1/history/DEFAULT", {"cursor": _cursor({"v": 1, "s": "history", "a": anchor,
+                                                                      "n": n}), "limit": 2}, headers=token)
+            assert (r.status, r.body, r.headers.get("link")) == (nothing.status, nothing.body, None), anchor
+    # in the file: a record of another user's is refused as a position where no record starts
+    records = list(condor.HistoryFile(str(path)).records())
+    theirs = [pos for pos, ad in records if condor.value_of(ad, "User") != "bob@localhost"]
+    answers = set()
+    for name, offset in [*theirs[:3], ("history", theirs[0][1] + 1), ("history", 5)]:
+        r = filed.get("/v1/history/DEFAULT", {"cursor": _cursor({"v": 1, "s": "history", "f": name, "o": offset}),
+                                              "limit": 2}, headers=token)
+        answers.add((r.status, r.body))
+    assert len(answers) == 1 and answers.pop()[0] == 400
+    # bob's own cursors still walk his history, from the file and from the schedd
+    for app in (remote, filed):
+        seen, params = [], {"limit": "1"}
+        while True:
+            r = app.get("/v1/history/DEFAULT", params, headers=token)
+            assert r.status == 200
+            seen += [j["jobid"] for j in r.json()]
+            if "link" not in r.headers:
+                break
+            from urllib.parse import parse_qsl, urlsplit
+            params = dict(parse_qsl(urlsplit(r.headers["link"].split(";")[0].strip("<>")).query))
+        assert seen == [j["jobid"] for j in remote.get("/v1/history/DEFAULT", headers=token).json()]
+
+
+# ------------------------------------------------------- property tests: the new input shapes
+
+PIECES = ["{}.x", "[a=1].b", "{1}.x", "(1).x", "random(0)", "random()", "1/0", "MemoryUsage", "MY.MemoryUsage",
+          "ResidentSetSize", "Environment.x", "MY", "ClusterId", "ProcId", "Owner", '"bob"', "true", "undefined",
+          "error", "{1, 2}", "[a = MemoryUsage].a", "{MemoryUsage}[0]", 'eval("x")', "2", "JobStatus"]
+OPERATORS = [" == ", " =?= ", " =!= ", " != ", " || ", " && ", " + ", " / ", " < ", "."]
+SHAPES = st.one_of(
+    st.builds(lambda first, rest: first + "".join(op + piece for op, piece in rest), st.sampled_from(PIECES),
+              st.lists(st.tuples(st.sampled_from(OPERATORS), st.sampled_from(PIECES)), max_size=6)),
+    st.builds(lambda n, op: op.join(["ClusterId"] * n) + " > 0", st.integers(1, 400), st.sampled_from(["+", "-"])),
+    st.builds(lambda n, inner: "(" * n + inner + ")" * n, st.integers(1, 90), st.sampled_from(PIECES)),
+    st.builds(lambda f, arg: f"{f}({arg})", st.sampled_from(["random", "int", "size", "unparse", "isError"]),
+              st.sampled_from(PIECES)),
+)
+
+
+def _twin_clients() -> tuple[Client, Client]:
+    """Clients over the two twin pools (in-thread calls: an example costs no fork), made once."""
+    global _TWINS
+    if _TWINS is None:
+        from condor_restd.settings import Settings
+        from condor_restd.web import make_app
+
+        apps = [make_app(Settings(cache_ttl=0, hide_job_attrs=HIDE), p, False) for p in twins(HIDE)]
+        _TWINS = (Client(apps[0]), Client(apps[1]))
+    return _TWINS
+
+
+_TWINS: tuple[Client, Client] | None = None
+
+
+@FAST
+@given(constraint=SHAPES)
+def test_new_constraint_shapes_get_a_clean_answer(client: Client, constraint: str) -> None:
+    for path in ENDPOINTS:
+        assert_clean(client.get(path, {"constraint": constraint}))
+
+
+@FAST
+@given(constraint=st.one_of(SHAPES, TEXT))
+def test_no_constraint_tells_a_hidden_value(constraint: str) -> None:
+    """The twin pools differ only in their hidden values: every answer is the same in both."""
+    if "random" in constraint.lower():  # a new value at each evaluation, hidden or not
+        return
+    first, second = _twin_clients()
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/grouped_jobs/DEFAULT/MemoryUsage",
+                 "/v1/grouped_history/DEFAULT/Owner"):
+        for extra in ({}, {"limit": "3"}):
+            a, b = (c.get(path, {"constraint": constraint, **extra}) for c in (first, second))
+            assert_clean(a)
+            assert (a.status, a.body) == (b.status, b.body), (path, constraint)
+
+
+FIELD_VALUES = st.one_of(st.integers(-(2**64), 2**64), st.text(max_size=12), st.booleans(), st.none(),
+                         st.lists(st.integers(-5, 2**41), max_size=3), st.floats(allow_nan=True),
+                         st.sampled_from(["13.0", "2.0", "999999.0", "history", "history.1", "../x"]))
+
+
+@FAST
+@given(fields=st.dictionaries(st.sampled_from(["v", "s", "a", "n", "f", "o", "after", "x"]), FIELD_VALUES,
+                              max_size=5),
+       base=st.sampled_from([{}, {"v": 1, "s": "history"}, {"v": 1, "s": "jobs"}]))
+def test_any_forged_cursor_gets_a_clean_answer(client: Client, fields: dict[str, Any],
+                                               base: dict[str, Any]) -> None:
+    cursor = _cursor({**base, **fields})
+    for path in ("/v1/jobs/DEFAULT", "/v1/history/DEFAULT", "/v1/history/schedd2@vm"):
+        assert_clean(client.get(path, {"cursor": cursor, "limit": "2"}))
+
+
+def test_the_history_file_path_is_as_safe(make_client: Any, tmp_path: Any) -> None:
+    """Read straight from the history file: failed evaluations match nothing, the twin pools'
+    files stream alike, and while attributes are hidden no cursor holds a byte offset (which
+    would tell how long a record, and so a hidden value, is)."""
+    import base64
+    import json
+
+    from condor_restd import condor
+
+    from .test_condor import write_history
+
+    backends = []
+    for n, twin in enumerate(twins(HIDE)):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        path = write_history(folder, list(twin.histories["vm"]))
+
+        class Local(DemoPool):
+            def history_file(self, schedd: str | None, path: Any = path) -> Any:
+                return condor.HistoryFile(str(path)) if schedd is None else None
+
+        backends.append(Local())
+    plain = make_client(backend=backends[0])
+    for constraint in FAILING + UNANALYSABLE:
+        for extra in ({"limit": "3"}, {}):
+            r = plain.get("/v1/history/DEFAULT", {"constraint": constraint, **extra})
+            assert r.status == 200 and (constraint not in FAILING or r.json() == []), (constraint, r)
+    assert _upstream_errors(plain) == 0
+    streamed = [make_client(backend=b, hide_job_attrs=HIDE, max_jobs=0) for b in backends]
+    for constraint in [*READS_THROUGH, 'Owner == "condoruser"']:
+        a, b = (c.get("/v1/history/DEFAULT", {"constraint": constraint}) for c in streamed)
+        assert a.status == b.status == 200 and a.body == b.body, constraint
+    paged = make_client(backend=backends[0], hide_job_attrs=HIDE)
+    r = paged.get("/v1/history/DEFAULT", {"limit": "2"})
+    cursor = r.headers["link"].split("cursor=")[1].split("&")[0].split(">")[0]
+    assert "f" not in json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    file_cursor = _cursor({"v": 1, "s": "history", "f": "history", "o": 0})
+    assert paged.get("/v1/history/DEFAULT", {"limit": "2", "cursor": file_cursor}).status == 400
+
+
+def test_streams_filtered_in_the_worker_have_their_own_etags(make_client: Any) -> None:
+    """The client's constraint travels apart from the schedd's query while attributes are hidden:
+    two constraints never share an ETag (a 304 for the other's answer)."""
+    client = make_client(hide_job_attrs=HIDE, max_jobs=0)
+    tags = {c: client.get("/v1/history/DEFAULT", {"constraint": c}).headers["etag"]
+            for c in ('Owner == "condoruser"', 'Owner == "condoruser" && ClusterId > 0')}
+    assert len(set(tags.values())) == 2
+    r = client.get("/v1/history/DEFAULT", {"constraint": "ClusterId > 0 && Owner == \"condoruser\""},
+                   headers={"If-None-Match": tags['Owner == "condoruser"']})
+    assert r.status == 200
+
+
+def test_a_constant_constraint_still_goes_to_the_schedd_with_hiding(make_client: Any, pool: DemoPool) -> None:
+    """`false` (the summary's probe of each schedd) names no attribute: the schedd evaluates it,
+    and is not asked for every job; a constraint naming one is evaluated in the worker."""
+    sent: list[tuple[str, int]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(pool, name)
+
+        def jobs(self, schedd: str | None, constraint: str, projection: Any, limit: int) -> Any:
+            sent.append((constraint, limit))
+            return pool.jobs(schedd, constraint, projection, limit)
+
+    client = make_client(Recording(), isolate=False, hide_job_attrs=HIDE)
+    assert client.get("/v1/jobs/DEFAULT", {"constraint": "false", "limit": "1"}).json() == []
+    assert client.get("/v1/jobs/DEFAULT", {"constraint": "MemoryUsage == 2"}).json() == []
+    assert all("false" in constraint for constraint, _ in sent[:-1])
+    assert "MemoryUsage" not in sent[-1][0] and sent[-1][1] == 0  # every job in scope, filtered here
+
+
+@FAST
+@given(constraint=SHAPES)
+def test_the_worker_filter_copies_what_matters_and_decides_as_the_library(constraint: str) -> None:
+    """With nothing hidden, the worker's filter (a copy of what the constraint reaches) keeps
+    exactly the ads the library matches on the whole ad."""
+    from condor_restd import classads
+
+    if "random" in constraint.lower():  # a new value at each evaluation
+        return
+    try:
+        expr = classads.check_expression(constraint)
+    except Exception:
+        return
+    ads = [*DemoPool().queues["vm"], *DemoPool().histories["vm"]]
+    expected = [ad for ad in ads if classads.matches(expr, ad)]
+    assert classads.scrubbed_matches(ads, constraint, frozenset(), 0) == expected

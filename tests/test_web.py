@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -1071,6 +1072,117 @@ def test_a_stream_from_the_history_file(filed: Any, client: Client, small_batche
     assert len(capped.json()) == 10 and capped.headers["x-restd-truncated"] == "true"
     assert make().get("/v1/history/schedd2@vm", {"limit": 3}).status == 200  # no file: the schedd
     assert backend.calls >= 1
+
+
+def cursor_of(data: dict[str, Any]) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def next_cursor(r: Any) -> dict[str, Any]:
+    import base64
+    import json
+    from urllib.parse import parse_qs, urlsplit
+
+    cursor = parse_qs(urlsplit(r.headers["link"].split(";")[0].strip("<>")).query)["cursor"][0]
+    return dict(json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))))
+
+
+FORGED = [{"v": 1, "s": "history", "a": "13.0", "n": -1}, {"v": 1, "s": "history", "a": "13.0", "n": 2**41},
+          {"v": 1, "s": "history", "a": "13.0", "n": "1"}, {"v": 1, "s": "history", "a": "13.0", "n": True},
+          {"v": 1, "s": "history", "a": 13, "n": 1}, {"v": 1, "s": "history", "a": "13.0", "n": 1, "x": 0},
+          {"v": 1, "s": "history", "a": "x", "n": 1}, {"v": 1, "s": "history", "n": 1},
+          {"v": 1, "s": "history", "f": "history", "o": -5}, {"v": 1, "s": "history", "f": "history", "o": "0"},
+          {"v": 1, "s": "history", "f": "../etc/passwd", "o": 0}, {"v": 1, "s": "history", "f": [], "o": 0},
+          {"v": 1, "s": "history", "f": "history", "o": 0, "a": "1.0"}, {"v": 1, "s": "jobs", "after": [1]},
+          {"v": 2, "s": "history", "a": "13.0", "n": 1}, {"v": 1, "s": "jobs", "after": [1, -1]},
+          {"v": 1, "s": "jobs", "after": [1, 0, 0]}, {"v": 1, "s": "jobs", "after": "1.0"}, [1, 2], "x", None]
+
+
+@pytest.mark.parametrize("forged", FORGED)
+def test_a_forged_cursor_is_a_clean_400(filed: Any, client: Client, forged: Any) -> None:
+    for app in (client, filed[1]()):
+        for path in ("/v1/history/DEFAULT", "/v1/jobs/DEFAULT", "/v1/history/schedd2@vm"):
+            r = app.get(path, {"cursor": cursor_of(forged), "limit": 2})
+            assert r.status == 400 or (r.status == 200 and r.json() == []), (path, forged, r)
+
+
+def test_a_cursor_used_elsewhere_is_refused_or_empty(filed: Any, client: Client) -> None:
+    """A file cursor where the schedd is asked, a schedd cursor where the file is read, a queue
+    cursor on history, one schedd's cursor on another: a 400, or an empty page; never a 5xx."""
+    file_app = filed[1]()
+    from_file = next_cursor(file_app.get("/v1/history/DEFAULT", {"limit": 2}))
+    from_schedd = next_cursor(client.get("/v1/history/DEFAULT", {"limit": 2}))
+    from_other = next_cursor(client.get("/v1/history/schedd2@vm", {"limit": 2}))
+    from_queue = next_cursor(client.get("/v1/jobs/DEFAULT", {"limit": 2}))
+    assert "f" in from_file and "a" in from_schedd
+    cases = [(client, "/v1/history/DEFAULT", from_file, 400),  # no file is read here
+             (client, "/v1/history/schedd2@vm", from_file, 400),
+             (file_app, "/v1/history/schedd2@vm", from_file, 400),  # schedd2's history is not a file here
+             (client, "/v1/history/DEFAULT", from_queue, 400), (client, "/v1/jobs/DEFAULT", from_schedd, 400),
+             (client, "/v1/history/schedd2@vm", from_schedd, 200),  # anchored at no job of schedd2's
+             (client, "/v1/history/DEFAULT", from_other, 200)]
+    for app, path, cursor, status in cases:
+        r = app.get(path, {"cursor": cursor_of(cursor), "limit": 2})
+        assert r.status == status, (path, cursor, r)
+        if status == 200:
+            assert r.json() == [] and "link" not in r.headers, (path, cursor)
+    # a schedd's cursor where the file is read is served (by the schedd), as it was given
+    r = file_app.get("/v1/history/DEFAULT", {"cursor": cursor_of(from_schedd), "limit": 2})
+    assert r.status == 200
+    assert jobids(r.json()) == jobids(client.get("/v1/history/DEFAULT", {"cursor": cursor_of(from_schedd),
+                                                                          "limit": 2}).json())
+
+
+def test_a_file_cursor_past_the_end_is_400_at_once(filed: Any, tmp_path: Any) -> None:
+    app = filed[1]()
+    size = (tmp_path / "history").stat().st_size
+    for offset in (size, size + 1, 10**12, 2**40 - 1):
+        started = time.monotonic()
+        r = app.get("/v1/history/DEFAULT", {"cursor": cursor_of({"v": 1, "s": "history", "f": "history",
+                                                                  "o": offset}), "limit": 5})
+        assert r.status == 400 and time.monotonic() - started < 1, (offset, r)
+    for offset in (1, 7, size // 2):  # not where a record starts
+        r = app.get("/v1/history/DEFAULT", {"cursor": cursor_of({"v": 1, "s": "history", "f": "history",
+                                                                  "o": offset}), "limit": 5})
+        assert r.status == 400, (offset, r)
+
+
+def test_a_slow_history_file_read_is_504_and_its_worker_killed(tmp_path: Any, make_client: Any) -> None:
+    """Reading the history file runs in a worker: one past RESTD_QUERY_TIMEOUT is a 504, and the
+    worker is killed."""
+    import os
+
+    from .test_condor import write_history
+
+    path = write_history(tmp_path, list(DemoPool().histories["vm"]))
+
+    class Slow(condor.HistoryFile):
+        def records(self, before: Any = None) -> Any:
+            time.sleep(30)
+            yield from super().records(before)
+
+    class Local(DemoPool):
+        def history_file(self, schedd: str | None) -> Any:
+            return Slow(str(path)) if schedd is None else None
+
+    app = make_client(backend=Local(), query_timeout=0.5, query_workers=1)
+    assert app.get("/v1/status").status == 200
+    (worker,) = app.app.queries.pool.pids()  # type: ignore[attr-defined]
+    started = time.monotonic()
+    r = app.get("/v1/history/DEFAULT", {"limit": 3})
+    assert r.status == 504 and time.monotonic() - started < 5
+    deadline, alive = time.monotonic() + 5, True
+    while alive and time.monotonic() < deadline:  # SIGKILL sent: gone in a moment
+        try:
+            alive = not os.waitpid(worker, os.WNOHANG)[0]
+        except ChildProcessError:
+            alive = False  # reaped by the pool
+        time.sleep(0.02)
+    assert not alive
+    assert app.get("/v1/status").status == 200  # a fresh worker
 
 
 def test_without_the_compiled_helper_every_answer_is_the_same(make_client: Any,
