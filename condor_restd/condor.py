@@ -187,6 +187,9 @@ class HTCondor:
     def _collector(self) -> Any:
         return htcondor.Collector(self._pool)
 
+    def _collector_address(self) -> str:
+        return str(self._pool or htcondor.param.get("COLLECTOR_HOST") or "the configured collector")
+
     def _locate(self, daemon: str, name: str | None) -> Ad:
         key = (daemon, name or "")
         now = time.monotonic()
@@ -195,7 +198,7 @@ class HTCondor:
         if hit and now - hit[0] < self.LOCATE_TTL:
             return hit[1]
         label = f"{daemon.lower()} {name!r}" if name else f"the local {daemon.lower()}"
-        with bindings_errors(f"locating {label}"):
+        with bindings_errors(f"locating {label} (collector {self._collector_address()})"):
             try:
                 location = self._collector().locate(getattr(htcondor.DaemonTypes, daemon), name)
             except ValueError:  # the old bindings raise HTCondorLocateError (a ValueError)
@@ -211,18 +214,20 @@ class HTCondor:
         with self._lock:
             self._located.pop((daemon, name or ""), None)
 
-    def _schedd(self, name: str | None) -> Any:
+    def _schedd(self, name: str | None) -> tuple[Any, str]:
+        """A handle on the schedd, and how to name it in a message (its name and address)."""
         if name is None and not has_default_schedd(self):
             raise NotFound(NO_LOCAL_SCHEDD)
         location = self._locate("Schedd", name)
-        with bindings_errors("contacting the schedd"):
-            return htcondor.Schedd(location)
+        where = f"schedd {name or 'DEFAULT'} at {value_of(location, 'MyAddress') or 'an unknown address'}"
+        with bindings_errors(f"contacting {where}"):
+            return htcondor.Schedd(location), where
 
     def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str],
              limit: int) -> Sequence[Ad]:
-        handle = self._schedd(schedd)
+        handle, where = self._schedd(schedd)
         try:
-            with bindings_errors(f"querying schedd {schedd or 'DEFAULT'}"):
+            with bindings_errors(f"querying {where}"):
                 return list(handle.query(constraint=constraint, projection=list(projection),
                                          limit=limit if limit > 0 else -1))
         except Unavailable:
@@ -231,9 +236,9 @@ class HTCondor:
 
     def history(self, schedd: str | None, constraint: str, projection: Sequence[str],
                 limit: int, since: str | None = None) -> Sequence[Ad]:
-        handle = self._schedd(schedd)
+        handle, where = self._schedd(schedd)
         try:
-            with bindings_errors(f"reading the history of schedd {schedd or 'DEFAULT'}"):
+            with bindings_errors(f"reading the history of {where}"):
                 # the bindings take a bare cluster id as an int, and "c.p" as a string
                 stop: int | str | None = int(since) if since and since.isdigit() else since
                 return list(handle.history(constraint, list(projection),
@@ -244,7 +249,7 @@ class HTCondor:
 
     def status(self, ad_type: str, constraint: str, projection: Sequence[str]) -> Sequence[Ad]:
         kind = getattr(htcondor.AdTypes, AD_TYPES[ad_type])
-        with bindings_errors("querying the collector"):
+        with bindings_errors(f"querying the collector at {self._collector_address()}"):
             return list(self._collector().query(kind, constraint=constraint,
                                                 projection=list(projection) or None))
 

@@ -399,3 +399,12 @@ def test_a_constraint_evaluated_in_the_worker_sees_no_hidden_value() -> None:
     scrubbed = condor.scrubbed(classad2.ClassAd({"A": 1, "Secret": 2, "B": classad2.ExprTree("Secret + A")}),
                                frozenset({"secret"}))
     assert "Secret" not in scrubbed and scrubbed.eval("B") is classad2.Value.Undefined
+
+
+def test_an_upstream_failure_names_the_daemon_and_its_address(real: Client, stubs: Stubs) -> None:
+    stubs.schedd_error = SCHEDD_FAILED
+    message = real.get("/v1/jobs/schedd2@vm").json()["message"]
+    assert "schedd schedd2@vm at " in message and "Failed to fetch ads from schedd" in message
+    stubs.collector_error = COLLECTOR_DOWN
+    message = real.get("/v1/status").json()["message"]
+    assert "querying the collector at " in message and "Failed communication with collector" in message

@@ -170,3 +170,32 @@ def test_observer_hears_every_upstream_query(backend: Recording) -> None:
     finally:
         q.close()
     assert heard == [("schedd", None), ("collector", None), ("master", None), ("schedd", "NotFound")]
+
+
+def test_an_upstream_failure_is_logged_with_its_cause_once_per_streak(pool: DemoPool, caplog: Any) -> None:
+    class Flapping(Recording):
+        down = True
+
+        def __getattr__(self, name: str) -> Any:
+            def call(*args: Any) -> Any:
+                if self.down:
+                    raise Unavailable("querying the collector at cm.example.org:9618 failed: "
+                                      "Failed communication with collector.")
+                return getattr(self.pool, name)(*args)
+            return call
+
+    backend = Flapping(pool)
+    q = Queries(Settings(cache_ttl=0), backend, isolate=False)
+    try:
+        with caplog.at_level("INFO", logger="condor_restd.queries"):
+            for _ in range(3):
+                with pytest.raises(Unavailable):
+                    q.status()
+            backend.down = False
+            q.status()
+            q.status()
+    finally:
+        q.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "condor_restd.queries"]
+    assert lines == ["the collector does not answer: querying the collector at cm.example.org:9618 "
+                     "failed: Failed communication with collector.", "the collector answers again"]
