@@ -110,10 +110,12 @@ class Pager:
             return Listing(rows.records, truncated=truncated)
 
         def batches() -> Iterator[RecordBlock]:
-            size = self.settings.stream_batch
-            for start in range(0, len(ids), size):
+            # a small first window, for a quick first byte; then RESTD_STREAM_BATCH at a time
+            start, size = 0, min(STREAM_FIRST_BATCH, self.settings.stream_batch)
+            while start < len(ids):
                 batch = ids[start:start + size]
                 yield self._queue_window(schedd, query, ask, batch[0], batch[-1], shape).records
+                start, size = start + size, self.settings.stream_batch
 
         return Listing(_Replayable(batches), truncated=truncated, stream=True)
 

@@ -889,7 +889,8 @@ def test_a_big_queue_comes_in_id_windows_with_the_same_answer(make_client: Any, 
     # the ids of every job (small ads), then one window of at most RESTD_STREAM_BATCH (3) full ads each
     assert backend.asked[0][2] == ["ClusterId", "ProcId"] and backend.asked[0][3] == count
     windows = backend.asked[1:]
-    assert len(windows) == -(-count // 3) and all(n <= 3 and ask == [] for _, _, ask, n in windows)
+    assert [n for _, _, _, n in windows] == expected_windows(count, 3)
+    assert all(ask == [] for _, _, ask, _ in windows)
     assert client.get("/v1/jobs/DEFAULT", headers={"If-None-Match": "*"}).status == 200  # never a 304
     for fmt in ("ndjson", "yaml"):
         assert client.get("/v1/jobs/DEFAULT", {"format": fmt}).body == \
@@ -922,7 +923,18 @@ def test_restd_stream_batch_sets_the_window(make_client: Any, pool: Any, small_b
     r = make_client(backend=backend, max_jobs=0, stream_batch=batch, isolate=False).get("/v1/jobs/DEFAULT")
     assert r.body == make_client().get("/v1/jobs/DEFAULT").body
     windows = [n for _, _, _, n in backend.asked[1:]]
-    assert len(windows) == -(-len(r.json()) // batch) and max(windows) <= batch
+    assert windows == expected_windows(len(r.json()), batch)
+
+
+def expected_windows(jobs: int, batch: int) -> list[int]:
+    """A streamed queue's windows: a small first one (a quick first byte), then `batch` each."""
+    from condor_restd import streams
+
+    sizes, size = [], min(streams.STREAM_FIRST_BATCH, batch)
+    while jobs > 0:
+        sizes.append(min(size, jobs))
+        jobs, size = jobs - size, batch
+    return sizes
 
 
 def test_an_uncapped_queue_of_few_jobs_takes_one_query_after_the_ids(make_client: Any, pool: Any) -> None:
@@ -951,7 +963,7 @@ def test_identical_big_queue_requests_share_the_id_query(make_client: Any, pool:
     backend = SlowIds(pool)
     client = make_client(backend=backend, max_jobs=0, threads=8)
     bodies = [r.body for r in at_once(client, "/v1/jobs/DEFAULT", 4)]
-    windows = -(-len(__import__("json").loads(bodies[0])) // 3)
+    windows = len(expected_windows(len(__import__("json").loads(bodies[0])), 3))
     assert len(set(bodies)) == 1 and len(bodies) == 4
     assert backend.calls == 1 + 4 * windows  # one id query; each request sends its own windows
 
