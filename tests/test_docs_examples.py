@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,8 @@ def inferred_status(body: str) -> int:
 
 
 def shell(pipeline: str, body: bytes, cwd: Path) -> list[str]:
+    if "jq" in pipeline.split() and shutil.which("jq") is None:
+        pytest.skip("jq is not installed (bash tests/ci-browser-deps.sh installs it)")
     done = subprocess.run(["sh", "-c", f"cat {pipeline}"], input=body, capture_output=True,
                           cwd=cwd, timeout=60, check=True)
     return done.stdout.decode("utf-8").split("\n")
