@@ -278,26 +278,6 @@ class Root:
                                     authentication=self._queries.settings.authentication)
         return render.Page(page, "text/html; charset=utf-8")
 
-    @cherrypy.expose
-    @render.offers(dashboard.JS_TYPE.split(";")[0])
-    def dashboard_js(self, **params: Any) -> Any:  # /dashboard.js
-        return self._asset("dashboard.js", params)
-
-    @cherrypy.expose
-    @render.offers(dashboard.JS_TYPE.split(";")[0])
-    def views_js(self, **params: Any) -> Any:  # /views.js
-        return self._asset("views.js", params)
-
-    @cherrypy.expose
-    @render.offers(dashboard.JS_TYPE.split(";")[0])
-    def jobs_js(self, **params: Any) -> Any:  # /jobs.js
-        return self._asset("jobs.js", params)
-
-    @cherrypy.expose
-    @render.offers(dashboard.CSS_TYPE.split(";")[0])
-    def dashboard_css(self, **params: Any) -> Any:  # /dashboard.css
-        return self._asset("dashboard.css", params)
-
     @staticmethod
     def _asset(name: str, params: dict[str, Any]) -> Any:
         _params(params, ())
@@ -334,6 +314,19 @@ class Root:
     @cherrypy.expose
     def default(self, *segments: str, **params: Any) -> Any:
         raise NotFound("no such URL; see /v1 for the endpoints")
+
+
+def _asset_handler(name: str) -> Any:
+    """The handler of one of the dashboard's files, /<name> (CherryPy maps "." to "_")."""
+    @cherrypy.expose
+    @render.offers(dashboard.ASSETS[name].split(";")[0])
+    def handler(self: Root, **params: Any) -> Any:
+        return self._asset(name, params)
+    return handler
+
+
+for _name in dashboard.ASSETS:
+    setattr(Root, _name.replace(".", "_"), _asset_handler(_name))
 
 
 class Request(cherrypy._cprequest.Request):
