@@ -17,7 +17,6 @@ import pickle
 import queue
 import signal
 import socket
-import stat
 import threading
 import time
 from concurrent.futures import Future
@@ -26,12 +25,10 @@ from typing import Any, Callable
 
 from .condor import Condor, Encoded
 from .errors import RestdError, Timeout, Unavailable
+from .worker import PICKLE, become_worker, describe, serve
 
 log = logging.getLogger("condor_restd.workers")
 
-PR_SET_PDEATHSIG = 1  # prctl(2): a signal the child gets when the thread that forked it ends
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-PICKLE = pickle.HIGHEST_PROTOCOL
 START_TIMEOUT = 10.0  # seconds a new worker may take to say it is ready
 
 
@@ -208,7 +205,7 @@ class Inline:
             except RestdError:
                 raise
             except Exception as exc:
-                raise Unavailable(f"{_describe(method, args)} failed: {type(exc).__name__}: {exc}") \
+                raise Unavailable(f"{describe(method, args)} failed: {type(exc).__name__}: {exc}") \
                     from None
             return pickle.loads(pickle.dumps(value, PICKLE))
         finally:
@@ -250,8 +247,8 @@ class _Worker:
                 code = 0
                 try:
                     front.close()
-                    _become_worker(back.fileno(), parent)
-                    _serve(Connection(back.detach()), Encoded(source))
+                    become_worker(back.fileno(), parent)
+                    serve(Connection(back.detach()), Encoded(source))
                 except BaseException:
                     code = 1
                 finally:
@@ -275,7 +272,7 @@ class _Worker:
         return worker
 
     def run(self, method: str, args: tuple[Any, ...], timeout: float) -> Any:
-        what = _describe(method, args)
+        what = describe(method, args)
         try:
             self.conn.send_bytes(pickle.dumps((method, args), PICKLE))
             if not self.conn.poll(timeout):
@@ -318,72 +315,6 @@ M_MMAP_THRESHOLD = -3  # mallopt(3)
 MMAP_THRESHOLD = 256 << 10
 
 
-# ------------------------------------------------------------------------- the worker side
-
-def _become_worker(keep: int, parent: int) -> None:
-    """A fresh worker: dies with the daemon, ignores the daemon's signals, holds no client socket."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
-    if os.getppid() != parent:  # the daemon died before prctl took effect
-        os._exit(0)
-    for signum in (signal.SIGTERM, signal.SIGQUIT):
-        signal.signal(signum, signal.SIG_DFL)
-    for signum in (signal.SIGHUP, signal.SIGINT):
-        signal.signal(signum, signal.SIG_IGN)  # the daemon handles these and tells its workers
-    # Client connections, the listening socket and other workers' sockets stay the daemon's:
-    # a copy here would keep a closed connection open. /dev/null takes their place, so that no
-    # number a stale object in this copy of the daemon still holds can be reused.
-    null = os.open(os.devnull, os.O_RDWR)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd in (keep, null):
-            continue
-        try:
-            if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                os.dup2(null, fd)
-        except OSError:
-            continue
-
-
-def _serve(conn: Connection, encoded: Encoded) -> None:
-    """Answer calls until the daemon closes the socket."""
-    conn.send_bytes(pickle.dumps(("rss", _rss(), _rss()), PICKLE))  # the size it starts at
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        method, args = pickle.loads(data)
-        try:
-            reply: tuple[str, Any] = ("ok", getattr(encoded, method)(*args))
-        except RestdError as exc:
-            reply = ("error", _state(exc))
-        except Exception as exc:  # a source must raise RestdError; anything else is an outage
-            reply = ("error", _state(Unavailable(f"{_describe(method, args)} failed: "
-                                                 f"{type(exc).__name__}: {exc}")))
-        try:
-            blob = pickle.dumps((*reply, _rss()), PICKLE)
-        except Exception as exc:
-            blob = pickle.dumps(("error", _state(Unavailable(f"cannot send the answer: {exc}")),
-                                 _rss()), PICKLE)
-        conn.send_bytes(blob)
-
-
-def _rss() -> int:
-    try:
-        with open("/proc/self/statm", "rb") as file:
-            return int(file.read().split()[1]) * PAGE
-    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
-        return 0
-
-
-def _state(error: RestdError) -> tuple[str, str, dict[str, Any], dict[str, str]]:
-    return type(error).__name__, error.message, error.extra, error.headers
-
-
 def _rebuild(state: tuple[str, str, dict[str, Any], dict[str, str]]) -> RestdError:
     """The error a worker raised, as the same class with the same message, extra and headers."""
     from . import errors
@@ -395,16 +326,6 @@ def _rebuild(state: tuple[str, str, dict[str, Any], dict[str, str]]) -> RestdErr
     RestdError.__init__(error, message, **extra)
     error.headers = dict(headers)
     return error
-
-
-def _describe(method: str, args: tuple[Any, ...]) -> str:
-    shown = ", ".join(_short(a) for a in args if not hasattr(a, "__dataclass_fields__"))
-    return f"{method}({shown})"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _kill(pid: int) -> None:
