@@ -18,7 +18,7 @@ from .encoding import IDS, Shape
 from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
 from .responses import GZIP, Listing, RawJSON, RecordBlock, Rows
 from .settings import ATTRIBUTE_NAME, Settings
-from .streams import JOB_ID, JOB_ID_ATTRS, Pager, projection
+from .streams import JOB_ID, JOB_ID_ATTRS, Pager
 from .workers import Inline, Pool
 
 T = TypeVar("T")
@@ -71,8 +71,6 @@ class _Quiet:
 
 
 READY_CACHE_SECONDS = 5.0
-JOB_STATUS = {1: "idle", 2: "running", 3: "removed", 4: "completed", 5: "held",
-              6: "transferring_output", 7: "suspended"}
 
 
 class Queries:
@@ -267,7 +265,7 @@ class Queries:
             projection: list[str] | None = None, who: Identity | None = None) -> bytes:
         if source not in SOURCES:
             raise NotFound(f"unknown job source {source!r}")
-        ask, keep = _projection(projection, JOB_ID_ATTRS)
+        ask, keep = streams.projection(projection, JOB_ID_ATTRS)
         return self._one_job(source, schedd, cluster, proc, ask,
                              Shape(keep=keep, hide=self._hidden(source), ids=False), who)
 
@@ -304,7 +302,7 @@ class Queries:
                  projection: list[str] | None, hidden: frozenset[str],
                  where: str | None = None) -> Listing:
         cap = self.settings.max_jobs
-        ask, keep = _projection(projection, JOB_ID_ATTRS, (groupby,))
+        ask, keep = streams.projection(projection, JOB_ID_ATTRS, (groupby,))
         rows = self._fetch(source, schedd, query, ask, cap + 1 if cap else 0, None,
                            Shape(keep=keep, hide=hidden, group=groupby, sort=source == "jobs",
                                  cap=cap, ids=False, where=where))
@@ -327,7 +325,7 @@ class Queries:
             raise BadRequest(f"query must be one of {', '.join(AD_TYPES)}, not {query!r}")
         clauses = [f"Name == {condor.quote(name)}"] if name is not None else []
         expr = self._constraint(constraint, frozenset(), *clauses)
-        ask, keep = _projection(projection, STATUS_ID_ATTRS, (groupby,) if groupby else ())
+        ask, keep = streams.projection(projection, STATUS_ID_ATTRS, (groupby,) if groupby else ())
         rows: Rows = self._call("collector", "status", query, expr, ask,
                                 Shape(records="status", keep=keep, group=groupby, sort=True))
         return rows
@@ -404,7 +402,6 @@ class Queries:
         return Overview(self).summary(who)
 
 
-_projection = projection
 
 
 def _groups(rows: Rows) -> dict[str, list[bytes]]:
