@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from condor_restd import render, yamlflow
+from condor_restd import bodies, render, yamlflow
 from condor_restd.render import JSON, YAML, Listing, RecordBlock
 
 from .conftest import Client
@@ -64,7 +64,7 @@ def test_any_list_of_records_reads_back_equal(records: list[Any], layout: dict[s
 @PROPERTY
 @given(value=st.dictionaries(KEYS, VALUES, min_size=1, max_size=6))
 def test_any_big_object_reads_back_equal(monkeypatch: pytest.MonkeyPatch, value: dict[str, Any]) -> None:
-    monkeypatch.setattr(render, "PRETTY_YAML", 0)  # every object is "big"
+    monkeypatch.setattr(bodies, "PRETTY_YAML", 0)  # every object is "big"
     text = render.encode(value, YAML).decode("utf-8")
     assert same(yaml.safe_load(text), json.loads(json.dumps(value))), text
 
