@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from .errors import BadRequest, RestdError, Unavailable
-from .settings import USER_NAME, Settings, UserMap
+from .knobvalues import USER_NAME, UserMap
+from .settings import Settings
 
 log = logging.getLogger("condor_restd.auth")
 

@@ -8,7 +8,8 @@ import socket
 import ssl
 
 from .errors import ConfigError
-from .settings import Settings, file_problem
+from .knobvalues import file_problem
+from .settings import Settings
 
 
 class _EncryptedKey(Exception):

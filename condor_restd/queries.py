@@ -16,8 +16,9 @@ from .cache import SingleFlight
 from .condor import Condor
 from .encoding import IDS, Shape
 from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
+from .knobvalues import ATTRIBUTE_NAME
 from .responses import GZIP, Listing, RawJSON, RecordBlock, Rows
-from .settings import ATTRIBUTE_NAME, Settings
+from .settings import Settings
 from .streams import JOB_ID, JOB_ID_ATTRS, Pager
 from .workers import Inline, Pool
 

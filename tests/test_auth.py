@@ -35,8 +35,9 @@ from condor_restd.auth import (
     redact,
 )
 from condor_restd.demo import DemoPool
+from condor_restd.knobvalues import parse_user_map
 from condor_restd.queries import Queries
-from condor_restd.settings import Settings, parse_user_map
+from condor_restd.settings import Settings
 
 from .conftest import Client
 

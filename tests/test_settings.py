@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from condor_restd.errors import ConfigError
-from condor_restd.settings import KNOBS, Settings, UserMap, log_path
+from condor_restd.knobvalues import UserMap
+from condor_restd.settings import KNOBS, Settings, log_path
 
 
 def build(**config: Any) -> Settings:
