@@ -129,6 +129,40 @@ def _debug(raw: Any) -> tuple[str, ...]:
     return flags
 
 
+TRUE_WORDS = ("TRUE", "YES", "T", "Y", "1")
+FALSE_WORDS = ("FALSE", "NO", "F", "N", "0")
+
+
+def _bool(raw: Any) -> bool:
+    """A boolean as HTCondor's config writes one: true/false, yes/no, 1/0 (any case)."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().upper()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ValueError("expected true or false")
+
+
+# Attributes that say whose a job is, or which job it is: no edit may set them, whatever a list
+# of editable attributes says (the schedd guards some of them too; this does not rely on it)
+PROTECTED_ATTRIBUTES = frozenset(name.lower() for name in (
+    "Owner", "User", "OsUser", "AcctGroup", "AcctGroupUser", "AccountingGroup", "ClusterId",
+    "ProcId", "GlobalJobId", "JobStatus", "QDate", "MyType", "TargetType", "x509userproxysubject",
+    "AuthTokenSubject", "AuthTokenIssuer", "AuthTokenId", "AuthTokenScopes", "AuthTokenGroups",
+    "SubmitterId", "EnteredCurrentStatus", "LastJobStatus"))
+
+
+def _editable(raw: Any) -> frozenset[str]:
+    names = _attributes(raw)
+    refused = sorted(names & PROTECTED_ATTRIBUTES)
+    if refused:
+        raise ValueError(f"{', '.join(refused)} say whose a job is or which it is, and cannot be "
+                         "made editable")
+    return names
+
+
 def _choice(*choices: str) -> Callable[[Any], str]:
     def parse(raw: Any) -> str:
         text = str(raw).strip().upper()

@@ -17,9 +17,11 @@ from .knobvalues import (
     _address,
     _attributes,
     _audiences,
+    _bool,
     _choice,
     _claim,
     _debug,
+    _editable,
     _int,
     _issuers,
     _log,
@@ -102,6 +104,16 @@ KNOBS: tuple[Knob, ...] = (
          "Which jobs other users see: ALL, or OWN (only jobs whose User is theirs)."),
     Knob("RESTD_METRICS_MAX_OWNERS", "metrics_max_owners", "20", _int(0, 10000),
          "Owners named in /metrics' pool job counts (those with most jobs); the rest are 'other'."),
+    Knob("RESTD_ACTIONS", "actions", "false", _bool,
+         "true lets users hold, release, remove, vacate, edit and submit jobs, with their own "
+         "tokens: the schedd decides what each may do."),
+    Knob("RESTD_EDIT_ATTRIBUTES", "edit_attributes", "", _editable,
+         "Job attributes users may edit (with RESTD_ACTIONS); none by default."),
+    Knob("RESTD_ACTION_CONFIRM_ABOVE", "action_confirm_above", "100", _int(0, 1_000_000),
+         "An action by constraint touching more jobs than this needs confirm=<the count>."),
+    Knob("RESTD_HTCONDOR_TOKENS", "htcondor_tokens", "false", _bool,
+         "true also accepts, for reads, bearer tokens HTCondor accepts (IDTOKENS), checked by "
+         "the schedd; RESTD_ACTIONS always accepts them for actions."),
 )
 
 
@@ -159,6 +171,10 @@ class Settings:
     admin_users: frozenset[str] = frozenset()
     user_job_scope: str = "ALL"
     metrics_max_owners: int = 20
+    actions: bool = False
+    edit_attributes: frozenset[str] = frozenset()
+    action_confirm_above: int = 100
+    htcondor_tokens: bool = False
     uid_domain: str = ""  # HTCondor's UID_DOMAIN, not a RESTD knob: the domain of bare user names
 
     @classmethod
@@ -191,9 +207,10 @@ class Settings:
             other = "RESTD_SSL_CERTFILE" if self.ssl_certfile else "RESTD_SSL_KEYFILE"
             raise ConfigError(unset, raws[unset], f"must be set when {other} is (both or neither)")
         if self.authentication == "TOKEN":
-            if not self.token_issuers:
+            if not self.token_issuers and not (self.htcondor_tokens or self.actions):
                 raise ConfigError("RESTD_TOKEN_ISSUERS", raws["RESTD_TOKEN_ISSUERS"],
-                                  "must list at least one issuer when RESTD_AUTHENTICATION = TOKEN")
+                                  "must list at least one issuer when RESTD_AUTHENTICATION = TOKEN, "
+                                  "unless RESTD_HTCONDOR_TOKENS or RESTD_ACTIONS is true")
             if not self.uid_domain:
                 raise ConfigError("UID_DOMAIN", "", "must be set when RESTD_AUTHENTICATION = TOKEN: "
                                   "bare user names from tokens become name@$(UID_DOMAIN)")

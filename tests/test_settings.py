@@ -116,6 +116,18 @@ GOOD = [
     ("RESTD_METRICS_MAX_OWNERS", " 50 ", "metrics_max_owners", 50),
     ("RESTD_SSL_CERTFILE", "", "ssl_certfile", ""),
     ("RESTD_SSL_KEYFILE", "", "ssl_keyfile", ""),
+    ("RESTD_ACTIONS", "true", "actions", True),
+    ("RESTD_ACTIONS", " Yes ", "actions", True),
+    ("RESTD_ACTIONS", "FALSE", "actions", False),
+    ("RESTD_ACTIONS", "0", "actions", False),
+    ("RESTD_ACTIONS", True, "actions", True),
+    ("RESTD_EDIT_ATTRIBUTES", "JobPrio, Nice_User  RequestMemory", "edit_attributes",
+     frozenset({"jobprio", "nice_user", "requestmemory"})),
+    ("RESTD_EDIT_ATTRIBUTES", "", "edit_attributes", frozenset()),
+    ("RESTD_ACTION_CONFIRM_ABOVE", "0", "action_confirm_above", 0),
+    ("RESTD_ACTION_CONFIRM_ABOVE", " 500 ", "action_confirm_above", 500),
+    ("RESTD_HTCONDOR_TOKENS", "true", "htcondor_tokens", True),
+    ("RESTD_HTCONDOR_TOKENS", "no", "htcondor_tokens", False),
 ]
 
 
@@ -193,6 +205,15 @@ BAD = [
     ("RESTD_METRICS_MAX_OWNERS", "100000"),
     ("RESTD_SSL_CERTFILE", "/nonexistent/restd.crt"),
     ("RESTD_SSL_KEYFILE", "/nonexistent/restd.key"),
+    ("RESTD_ACTIONS", "maybe"),
+    ("RESTD_ACTIONS", "2"),
+    ("RESTD_EDIT_ATTRIBUTES", "JobPrio, Owner"),  # whose a job is: never editable
+    ("RESTD_EDIT_ATTRIBUTES", "accountinggroup"),
+    ("RESTD_EDIT_ATTRIBUTES", "JobStatus"),
+    ("RESTD_EDIT_ATTRIBUTES", "1bad"),
+    ("RESTD_ACTION_CONFIRM_ABOVE", "-1"),
+    ("RESTD_ACTION_CONFIRM_ABOVE", "many"),
+    ("RESTD_HTCONDOR_TOKENS", "sometimes"),
 ]
 
 
@@ -459,3 +480,16 @@ def test_describe_shows_the_new_knobs_as_written() -> None:
     assert rows["RESTD_ADMIN_USERS"] == "a@x, b@x"
     assert rows["RESTD_TOKEN_ISSUERS"] == f"{ISSUER}, https://two.example.org"
     assert rows["RESTD_TOKEN_USER_MAPFILE"] == ""
+
+
+def test_token_authentication_without_issuers_takes_htcondor_tokens() -> None:
+    """IDTOKENS only: HTCondor checks each token, so no issuer need be listed."""
+    for knob in ("RESTD_HTCONDOR_TOKENS", "RESTD_ACTIONS"):
+        settings = build(**{**TOKEN_CONTEXT, "RESTD_TOKEN_ISSUERS": "", knob: "true"})
+        assert settings.token_issuers == () and settings.authentication == "TOKEN"
+
+
+def test_actions_are_off_and_nothing_is_editable_by_default() -> None:
+    settings = build()
+    assert settings.actions is False and settings.edit_attributes == frozenset()
+    assert settings.action_confirm_above == 100 and settings.htcondor_tokens is False
