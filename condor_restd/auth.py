@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from .errors import BadRequest, RestdError, Unavailable
+from .errors import Forbidden as Forbidden
 from .knobvalues import USER_NAME, UserMap
 from .settings import Settings
 
@@ -65,12 +66,6 @@ class Unauthorized(RestdError):
         if error:  # the messages are ours, never text from the token: safe in a quoted-string
             challenge += f', error="{error}", error_description="{message}"'
         self.headers["WWW-Authenticate"] = challenge
-
-
-class Forbidden(RestdError):
-    """403: a valid token, for a user who may not see this."""
-
-    status = 403
 
 
 class IssuerUnavailable(Unavailable):

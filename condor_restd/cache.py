@@ -18,7 +18,8 @@ FRESH: contextvars.ContextVar[bool] = contextvars.ContextVar("restd_fresh", defa
 
 
 class _Flight:
-    def __init__(self) -> None:
+    def __init__(self, generation: int = 0) -> None:
+        self.generation = generation  # clear() makes answers of older generations stale
         self.done = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
@@ -45,15 +46,18 @@ class SingleFlight(Generic[T]):
         self._kept: OrderedDict[Hashable, tuple[float, T, int]] = OrderedDict()
         self._weight = 0
         self._flying: dict[Hashable, _Flight] = {}
+        self._generation = 0
 
     def get(self, key: Hashable, compute: Callable[[], T],
             keep: Callable[[T], bool] = lambda _: True) -> tuple[T, bool]:
         """The answer for `key`, and whether it came without a call of our own (kept or shared)."""
         if FRESH.get():
+            generation = self._generation
             value = compute()
             if self.ttl > 0 and keep(value):
                 with self._lock:
-                    self._keep(key, value)
+                    if generation == self._generation:
+                        self._keep(key, value)
             return value, False
         with self._lock:
             hit = self._kept.get(key)
@@ -65,7 +69,7 @@ class SingleFlight(Generic[T]):
             flight = self._flying.get(key)
             leader = flight is None
             if flight is None:
-                flight = self._flying[key] = _Flight()
+                flight = self._flying[key] = _Flight(self._generation)
         if not leader:
             flight.done.wait()
             if flight.error is not None:
@@ -78,8 +82,10 @@ class SingleFlight(Generic[T]):
             raise
         finally:
             with self._lock:
-                del self._flying[key]
-                if flight.error is None and self.ttl > 0 and keep(flight.value):
+                if self._flying.get(key) is flight:
+                    del self._flying[key]
+                if (flight.error is None and self.ttl > 0 and keep(flight.value)
+                        and flight.generation == self._generation):
                     self._keep(key, flight.value)
             flight.done.set()
         return flight.value, False
@@ -100,6 +106,10 @@ class SingleFlight(Generic[T]):
         self._weight -= self._kept.pop(key)[2]
 
     def clear(self) -> None:
+        """Forget every answer, and keep none of those being computed now: they may have been
+        read before what made the caller clear (an action on jobs)."""
         with self._lock:
             self._kept.clear()
             self._weight = 0
+            self._generation += 1
+            self._flying.clear()  # later callers start a fresh computation, not join an old one

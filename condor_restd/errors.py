@@ -36,6 +36,32 @@ class NotAcceptable(RestdError):
     status = 406
 
 
+class Forbidden(RestdError):
+    """403: the requester may not do this (the schedd refused, or the daemon's policy)."""
+
+    status = 403
+
+
+class Conflict(RestdError):
+    """409: the jobs are not in a state for this, or a confirmation is needed first."""
+
+    status = 409
+
+
+class TooLarge(RestdError):
+    status = 413
+
+
+class UnsupportedMediaType(RestdError):
+    status = 415
+
+
+class Unprocessable(RestdError):
+    """422: well-formed, but not something this request may do (a reused Idempotency-Key)."""
+
+    status = 422
+
+
 class Unavailable(RestdError):
     """The collector or a schedd cannot be reached, or the daemon is saturated."""
 

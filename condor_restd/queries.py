@@ -236,6 +236,21 @@ class Queries:
             return self._constraint(constraint, hidden, *clauses, scope=scope), None
         return self._constraint(None, hidden, *clauses, scope=scope), where
 
+    def job_ids(self, schedd: str | None, cluster: int | None, proc: int | None,
+                constraint: str | None, who: Identity | None) -> list[tuple[int, int]]:
+        """The queue's jobs that an action names (a job, a cluster, a constraint), in id order,
+        found as a read finds them (hidden attributes and RESTD_USER_JOB_SCOPE apply); never
+        from the cache."""
+        hidden = self._hidden("jobs")
+        query, where = self._job_constraint(constraint, hidden, cluster, who)
+        if proc is not None:
+            query = f"{query} && ProcId == {proc}"
+        return self._local_pager(where, hidden)._queue_ids(schedd, query)
+
+    def forget(self) -> None:
+        """Drop every cached answer (after an action: the next read sees what it changed)."""
+        self._shared.clear()
+
     def _visible_since(self, schedd: str | None, since: str, scope: list[str]) -> str | None:
         """`since` when it names a job the requester may see, else None: the history then reads
         on as for a job that does not exist, so that another user's job tells nothing by

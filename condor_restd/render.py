@@ -29,6 +29,7 @@ from .responses import Listing as Listing
 from .responses import Page as Page
 from .responses import RawJSON as RawJSON
 from .responses import RecordBlock as RecordBlock
+from .responses import Reply as Reply
 
 log = logging.getLogger("condor_restd.http")
 
@@ -44,6 +45,7 @@ FORMATS = {"json": JSON, "yaml": YAML, "html": HTML, "ndjson": NDJSON}
 DATA_TYPES = (JSON, YAML)
 LIST_TYPES = (JSON, YAML, NDJSON)  # what list endpoints offer
 ALLOWED_METHODS = ("GET", "HEAD", "OPTIONS")
+WRITE_METHODS = ("POST", "PATCH")  # handlers marked with writes() take them (acting on jobs)
 
 
 def offers(*media: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -52,6 +54,12 @@ def offers(*media: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         fn.restd_offers = media  # type: ignore[attr-defined]
         return fn
     return mark
+
+
+def writes(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a handler that also takes POST and PATCH (it refuses them itself when it must)."""
+    fn.restd_writes = True  # type: ignore[attr-defined]
+    return fn
 
 
 def negotiated() -> str:
@@ -213,6 +221,9 @@ def _next_link(next_page: Mapping[str, str]) -> str:
 def _ok(result: Any, media: str, cache_control: str) -> bytes:
     """A 200 (or a 304 when the client already has it): ETag, Cache-Control, list headers."""
     vary = cherrypy.serving.response.headers.get("Vary")
+    if isinstance(result, Reply):
+        return _respond(result.status, encode(result.body, media), media,
+                        {"Cache-Control": "no-store", **result.headers})
     if isinstance(result, Page):  # a page of a URL that answers JSON too depends on Accept
         negotiated = getattr(cherrypy.serving.request, "restd_negotiated", False)
         page_headers = {"Vary": f"{vary}, Accept" if vary else "Accept"} if negotiated else {}
@@ -275,7 +286,8 @@ def _stream(records: Iterable[Any], media: str, gzipped: bool = False) -> Iterab
 
 
 def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-            auth: Callable[..., Any] | None = None, cache_control: str = "no-cache") -> bytes:
+            auth: Callable[..., Any] | None = None, cache_control: str = "no-cache",
+            writable: bool = False) -> bytes:
     request = cherrypy.serving.request
     media = JSON
     try:
@@ -291,15 +303,24 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         # JSON lists go out gzipped when the client takes gzip: the workers deflate the records
         GZIP.set(media == JSON and accepts_gzip(request.headers.get("Accept-Encoding")))
         request.restd_negotiated = len(offered) > 1  # the answer depends on Accept
+        methods: tuple[str, ...] = ALLOWED_METHODS
+        marked = getattr(getattr(inner, "callable", inner), "restd_writes", False)
+        if marked and writable:
+            methods = ALLOWED_METHODS + WRITE_METHODS
         if request.method == "OPTIONS":
-            headers = {"Allow": ", ".join(ALLOWED_METHODS),
-                       "Access-Control-Allow-Methods": ", ".join(ALLOWED_METHODS),
-                       "Access-Control-Allow-Headers": "Accept, Authorization, If-None-Match",
+            headers = {"Allow": ", ".join(methods),
+                       "Access-Control-Allow-Methods": ", ".join(methods),
+                       "Access-Control-Allow-Headers": "Accept, Authorization, If-None-Match"
+                       + (", Content-Type, Idempotency-Key" if methods != ALLOWED_METHODS else ""),
                        "Access-Control-Max-Age": "86400"}
             return _respond(204, b"", media, headers)
-        if request.method not in ALLOWED_METHODS:
-            error = MethodNotAllowed(f"{request.method} is not allowed; this API is read-only")
-            error.headers["Allow"] = ", ".join(ALLOWED_METHODS)
+        if request.method not in methods:
+            if not writable:
+                why = "this API is read-only" + (" (RESTD_ACTIONS is off)" if marked else "")
+            else:
+                why = f"this URL takes {', '.join(methods)}"
+            error = MethodNotAllowed(f"{request.method} is not allowed; {why}")
+            error.headers["Allow"] = ", ".join(methods)
             raise error
         if auth is not None:  # after OPTIONS: a CORS preflight carries no credentials
             who = auth(request.path_info, request.headers.get("Authorization"), request.params)
@@ -333,16 +354,17 @@ def wants_fresh(headers: Mapping[str, str]) -> bool:
 
 
 def _wrap(inner: Callable[..., Any], cors_origins: Iterable[str], metrics: Any,
-          auth: Callable[..., Any] | None = None, cache_control: str = "no-cache") -> Callable[..., bytes]:
+          auth: Callable[..., Any] | None = None, cache_control: str = "no-cache",
+          writable: bool = False) -> Callable[..., bytes]:
     def handler(*args: Any, **kwargs: Any) -> bytes:
         request = cherrypy.serving.request
         _cors(cors_origins)
         if metrics is None:
-            return _answer(inner, args, kwargs, auth, cache_control)
+            return _answer(inner, args, kwargs, auth, cache_control, writable)
         started = time.perf_counter()
         metrics.request_started()
         try:
-            return _answer(inner, args, kwargs, auth, cache_control)
+            return _answer(inner, args, kwargs, auth, cache_control, writable)
         finally:
             status = int(str(cherrypy.serving.response.status or 200).split()[0])
             metrics.request_finished(request.path_info, request.method, status,
@@ -358,12 +380,14 @@ class RenderTool(cherrypy.Tool):
         super().__init__("before_handler", self._wrap_handler, priority=30)
 
     def _wrap_handler(self, cors_origins: Iterable[str] = ("*",), metrics: Any = None,
-                      auth: Callable[..., Any] | None = None, cache_control: str = "no-cache") -> None:
+                      auth: Callable[..., Any] | None = None, cache_control: str = "no-cache",
+                      writable: bool = False) -> None:
         """`auth(path, authorization, params)`, when given, runs before every handler but OPTIONS:
         it returns the identity handlers see through identity(), or raises the error to answer."""
         request = cherrypy.serving.request
         if request.handler is not None:
-            request.handler = _wrap(request.handler, cors_origins, metrics, auth, cache_control)
+            request.handler = _wrap(request.handler, cors_origins, metrics, auth, cache_control,
+                                    writable)
 
 
 def cherrypy_error_page(status: str, message: str, traceback: str, version: str) -> bytes:

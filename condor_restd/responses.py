@@ -63,6 +63,17 @@ class Listing:
         self.stream = stream or stream_tag is not None
 
 
+class Reply:
+    """The answer to an action: a JSON object with a status of its own (201, 207, 403, ...) and
+    headers (Location); never cached, never compressed."""
+
+    def __init__(self, body: Mapping[str, Any], status: int = 200,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.body = dict(body)
+        self.status = status
+        self.headers = dict(headers or {})
+
+
 class Page:
     """A finished body in a media type of its own (an HTML page, Prometheus text)."""
 

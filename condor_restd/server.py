@@ -7,7 +7,8 @@ and worker threads that never wait for a slow client's request head.
 - A request with a body (Content-Length above 0, or any Transfer-Encoding), a header that may
   come once given twice (Content-Length, Host, Authorization, ...), folded header lines or a
   space before a header's colon get a 400, and the connection is closed: nothing of such a
-  request is left to be read as the next one.
+  request is left to be read as the next one. POST and PATCH (acting on jobs) may carry a body
+  of a known length, up to MAX_BODY (413 above); the app reads it whole.
 - What cheroot answers by itself (a malformed request line, oversized headers, an HTTP version
   it does not speak, a full queue) has the JSON body {"message": ..., "status": N}, with
   Retry-After on a 503.
@@ -29,6 +30,8 @@ from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.makefile import StreamReader
 from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from .webwrite import MAX_BODY
 
 log = logging.getLogger("condor_restd.server")
 _pyio: Any = importlib.import_module("_pyio")  # cheroot's socket files are its pure-Python kind
@@ -89,16 +92,25 @@ class HeaderReader(cheroot_server.HeaderReader):
         self.refuse_a_body(headers)
         return headers
 
-    @staticmethod
-    def refuse_a_body(headers: dict[bytes, bytes]) -> None:
+    most_body = 0  # bytes of body a request may carry: none, but for the writes (BodyReader)
+
+    def refuse_a_body(self, headers: dict[bytes, bytes]) -> None:
         if b"Transfer-Encoding" in headers:
-            raise ValueError("this API takes no request body (Transfer-Encoding)")
+            raise ValueError("this API takes no chunked request body (Transfer-Encoding); "
+                             "send a Content-Length")
         length = headers.get(b"Content-Length")
         if length is not None:
             if not length.isdigit():
                 raise ValueError("Content-Length is not a number")
-            if int(length):
+            if not self.most_body and int(length):
                 raise ValueError("this API takes no request body (Content-Length above 0)")
+
+
+class BodyReader(HeaderReader):
+    """The heads of POST and PATCH, which carry a JSON body of a known length (the app reads
+    it whole, and cheroot answers 413 above MAX_BODY)."""
+
+    most_body = MAX_BODY
 
 
 REASONS = {400: "Bad Request", 405: "Method Not Allowed", 408: "Request Timeout",
@@ -134,6 +146,12 @@ class Request(cheroot_server.HTTPRequest):
     """cheroot's request, with strict headers and errors in the API's JSON shape."""
 
     header_reader = HeaderReader()
+    body_reader = BodyReader()
+
+    def read_request_headers(self) -> Any:
+        if self.method in (b"POST", b"PATCH"):
+            self.header_reader = self.body_reader
+        return super().read_request_headers()  # type: ignore[no-untyped-call]
 
     def simple_response(self, status: Any, msg: Any = "") -> None:
         code = int(str(status)[:3])
@@ -264,6 +282,7 @@ class Server(wsgi.Server):
 
     ConnectionClass = Connection
     keep_alive_conn_limit = KEEPALIVE_CONNECTIONS
+    max_request_body_size = MAX_BODY  # 413 above it (only POST and PATCH carry a body at all)
     header_timeout = 10.0
     bind_error: OSError | None = None  # the last bind's own error; cheroot's keeps only its text
 

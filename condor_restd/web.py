@@ -8,7 +8,7 @@ from typing import Any
 
 import cherrypy
 
-from . import __version__, dashboard, openapi, pages, render
+from . import __version__, dashboard, openapi, pages, render, webwrite
 from .auth import Authenticator, RedactTokens
 from .condor import Condor
 from .demo import DemoPool
@@ -334,17 +334,14 @@ class Request(cherrypy._cprequest.Request):
 
     show_tracebacks = False
     show_mismatched_params = False
-    methods_with_bodies = ()  # a read-only API reads no request bodies: PUT gets 405, not 411
+    methods_with_bodies = ()  # CherryPy reads no body: webwrite does, for POST and PATCH only
     error_page = {"default": render.cherrypy_error_page}
     error_response = staticmethod(render.unexpected_error)
 
     def process_query_string(self) -> None:
         """Called before dispatch: refuse what no handler should see."""
+        webwrite.read_body(self)  # POST and PATCH only, whole and bounded; others take none
         environ = getattr(self, "wsgi_environ", None) or {}
-        length = str(environ.get("CONTENT_LENGTH") or "0").strip()
-        if environ.get("HTTP_TRANSFER_ENCODING") or length not in ("", "0"):
-            # the daemon's server refuses these before the app; a hosting server may not
-            raise cherrypy.HTTPError(400, "this API takes no request body")
         raw_path = str(environ.get("PATH_INFO", self.path_info))
         try:  # WSGI hands the path over as latin-1 text of the raw bytes
             raw_path.encode("latin-1").decode("utf-8")

@@ -135,3 +135,26 @@ def test_a_fresh_request_does_not_join_a_query_in_flight() -> None:
         FRESH.reset(token)
         release.set()
         worker.join()
+
+
+def test_clear_keeps_no_answer_that_was_being_computed() -> None:
+    """An action clears the cache while a read is under way: that read's answer, possibly from
+    before the action, is given to its callers but not kept, and a new caller computes again."""
+    flights: SingleFlight[int] = SingleFlight(ttl=60)
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow() -> int:
+        calls.append(1)
+        started.set()
+        release.wait(5)
+        return len(calls)
+
+    reader = threading.Thread(target=flights.get, args=("k", slow))
+    reader.start()
+    started.wait(5)
+    flights.clear()
+    release.set()
+    reader.join(5)
+    value, hit = flights.get("k", lambda: 99)
+    assert (value, hit) == (99, False)
