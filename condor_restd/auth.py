@@ -239,16 +239,21 @@ class Authenticator:
     a request's bearer token proves, None for an open path, or a RestdError to answer with."""
 
     def __init__(self, settings: Settings, open_paths: Iterable[str] = (),
-                 issuers: Issuers | None = None) -> None:
+                 issuers: Issuers | None = None,
+                 htcondor: Callable[[str], str] | None = None) -> None:
         self.settings = settings
         self.open_paths = frozenset(open_paths)
+        # who HTCondor says a token is for (htctokens.TokenUsers.user): for reads with
+        # RESTD_HTCONDOR_TOKENS, for actions with RESTD_ACTIONS
+        self.htcondor = htcondor
         self.issuers = issuers if issuers is not None else Issuers(settings.token_issuers)
         self._keys: dict[tuple[str, str, str], tuple[dict[str, Any], Any]] = {}
         if not settings.token_audience:
             log.warning("RESTD_TOKEN_AUDIENCE is empty: tokens are accepted whatever their aud, "
                         "including those the issuers made for other services")
 
-    def __call__(self, path: str, authorization: str | None, params: Mapping[str, Any]) -> Identity | None:
+    def __call__(self, path: str, authorization: str | None, params: Mapping[str, Any],
+                 method: str = "GET") -> Identity | None:
         if any(name in params for name in TOKEN_IN_URL):
             raise BadRequest("a token in the URL is refused (URLs are logged); send it in an "
                              "Authorization: Bearer header")
@@ -262,9 +267,30 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise token_required()
-        issuer, claims = self.verify(token)
-        user = self.user(issuer, claims)
+        if self._htcondor_says(token, method):
+            assert self.htcondor is not None
+            user = self.htcondor(token)
+        else:
+            issuer, claims = self.verify(token)
+            user = self.user(issuer, claims)
         return Identity(user, user in self.settings.admin_users)
+
+    def _htcondor_says(self, token: str, method: str) -> bool:
+        """Whether HTCondor, not this daemon, checks the token: one of HTCondor's own (HS*, an
+        IDTOKEN) or from an issuer not listed here, where HTCondor tokens are accepted."""
+        if self.htcondor is None:
+            return False
+        writing = method in ("POST", "PATCH")
+        if not (self.settings.actions if writing else self.settings.htcondor_tokens):
+            return False
+        try:
+            header = jwt.get_unverified_header(token)
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            return False  # verify() says what is wrong with it
+        algorithm = header.get("alg")
+        return (isinstance(algorithm, str) and algorithm.upper().startswith("HS")) or \
+            issuer not in self.settings.token_issuers
 
     def verify(self, token: str) -> tuple[str, dict[str, Any]]:
         """The issuer and claims of a token that verifies; Unauthorized (or 503) otherwise."""

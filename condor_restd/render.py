@@ -323,7 +323,8 @@ def _answer(inner: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
             error.headers["Allow"] = ", ".join(methods)
             raise error
         if auth is not None:  # after OPTIONS: a CORS preflight carries no credentials
-            who = auth(request.path_info, request.headers.get("Authorization"), request.params)
+            who = auth(request.path_info, request.headers.get("Authorization"), request.params,
+                       method=request.method)
             request.restd_identity = who
             if who is not None:
                 request.login = who.user  # the access log's user field

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import cherrypy
 
 from . import __version__, dashboard, openapi, pages, render, webwrite
+from . import acting
+from .actions import Actions, Run
 from .auth import Authenticator, RedactTokens
 from .condor import Condor
 from .demo import DemoPool
-from .errors import BadRequest, NotFound, RestdError
+from .errors import NotFound, RestdError
 from .metrics import Metrics
 from .overview import Overview
 from .queries import Queries, attribute_names
 from .render import HTML, JSON, YAML
 from .settings import Settings
+from .webargs import number, path_of, query_params, schedd_of
 
-IGNORED_PARAMS = ("_",)  # cache-busters that browsers and JS libraries append
-MAX_WARNED = 20  # unknown parameters named in the Warning header; the rest are counted
 MAX_URL_LENGTH = 16384  # path and query string together; longer gets a 414
 MAX_SEGMENT_LENGTH = 1024  # one path segment (a schedd, slot or attribute name); longer gets a 414
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -28,55 +28,6 @@ CONTROL_BUT_SPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 if not hasattr(cherrypy.tools, "restd_render"):
     cherrypy.tools.restd_render = render.RenderTool()
-
-
-def _params(given: dict[str, Any], allowed: Sequence[str]) -> dict[str, str]:
-    """The query parameters this URL takes, each given at most once. Others are ignored, as v1
-    ignored them (clients add their own), and named in a Warning header so that a typo shows."""
-    out = {}
-    ignored = []
-    for name, value in given.items():
-        if name in IGNORED_PARAMS:
-            continue
-        if name not in allowed:
-            ignored.append(name)
-            continue
-        if not isinstance(value, str):
-            raise BadRequest(f"query parameter {name!r} given more than once")
-        out[name] = value
-    if ignored:
-        cherrypy.serving.response.headers["Warning"] = _warning(ignored, allowed)
-    return out
-
-
-def _warning(ignored: Sequence[str], allowed: Sequence[str]) -> str:
-    """One RFC 7234 Warning value (299: a persistent miscellaneous warning) naming the ignored
-    parameters, in ASCII whatever they are called, and what the URL takes."""
-    shown = ", ".join(ascii(name) for name in ignored[:MAX_WARNED])
-    if len(ignored) > MAX_WARNED:
-        shown += f" and {len(ignored) - MAX_WARNED} more"
-    noun = "parameter" if len(ignored) == 1 else "parameters"
-    text = (f"ignored unknown query {noun} {shown} "
-            f"(this URL takes: {', '.join(allowed) if allowed else 'none'})")
-    return '299 - "%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _int(text: str, what: str) -> int:
-    if not text.isascii() or not text.isdigit() or len(text) > 10:
-        raise BadRequest(f"{what} must be a non-negative integer, not {text!r}")
-    return int(text)
-
-
-def _segments(segments: tuple[str, ...], most: int) -> tuple[str, ...]:
-    if segments and segments[-1] == "":
-        segments = segments[:-1]  # a trailing slash
-    if len(segments) > most or any(s == "" for s in segments):
-        raise NotFound("no such URL; see /v1 for the endpoints")
-    return segments
-
-
-def _schedd(name: str) -> str | None:
-    return None if name == "DEFAULT" else name
 
 
 class Jobs:
@@ -89,27 +40,44 @@ class Jobs:
     @cherrypy.expose
     @render.offers(*render.LIST_TYPES)
     def default(self, *segments: str, **params: Any) -> Any:
-        path = _segments(segments, 4)
+        path = path_of(segments, 4)
         if not path:
             raise NotFound(f"/v1/{self.source} needs a schedd name, or DEFAULT")
-        schedd = _schedd(path[0])
-        cluster = _int(path[1], "clusterid") if len(path) > 1 else None
+        schedd = schedd_of(path[0])
+        cluster = number(path[1], "clusterid") if len(path) > 1 else None
         if len(path) == 4:
-            _params(params, ())
+            query_params(params, ())
             return self.queries.job_attribute(self.source, schedd, cluster or 0,
-                                              _int(path[2], "procid"), path[3], who=render.identity())
+                                              number(path[2], "procid"), path[3], who=render.identity())
         if len(path) == 3:
-            args = _params(params, ("projection",))
-            return self.queries.job(self.source, schedd, cluster or 0, _int(path[2], "procid"),
+            args = query_params(params, ("projection",))
+            return self.queries.job(self.source, schedd, cluster or 0, number(path[2], "procid"),
                                     attribute_names(args.get("projection")), who=render.identity())
         paging = ("limit", "cursor", "since") if self.source == "history" else ("limit", "cursor")
-        args = _params(params, ("projection", "constraint", *paging))
+        args = query_params(params, ("projection", "constraint", *paging))
         limit = args.get("limit")
         return self.queries.jobs(self.source, schedd, cluster,
                                  attribute_names(args.get("projection")), args.get("constraint"),
                                  who=render.identity(),
-                                 limit=_int(limit, "limit") if limit is not None else None,
+                                 limit=number(limit, "limit") if limit is not None else None,
                                  cursor=args.get("cursor"), since=args.get("since"))
+
+
+class Queue(Jobs):
+    """/v1/jobs: read as Jobs reads; with RESTD_ACTIONS, POST acts on jobs or submits them, and
+    PATCH edits them (webwrite)."""
+
+    def __init__(self, queries: Queries, writes: webwrite.Writes) -> None:
+        super().__init__(queries, "jobs")
+        self.writes = writes
+
+    @cherrypy.expose
+    @render.offers(*render.LIST_TYPES)
+    @render.writes
+    def default(self, *segments: str, **params: Any) -> Any:
+        if cherrypy.serving.request.method in webwrite.WRITES:
+            return self.writes(path_of(segments, 4), params)
+        return super().default(*segments, **params)
 
 
 class GroupedJobs:
@@ -121,12 +89,12 @@ class GroupedJobs:
 
     @cherrypy.expose
     def default(self, *segments: str, **params: Any) -> Any:
-        path = _segments(segments, 3)
+        path = path_of(segments, 3)
         if len(path) < 2:
             raise NotFound(f"/v1/grouped_{self.source} needs a schedd name and a groupby attribute")
-        args = _params(params, ("projection", "constraint"))
-        cluster = _int(path[2], "clusterid") if len(path) > 2 else None
-        return self.queries.grouped_jobs(self.source, _schedd(path[0]), path[1], cluster,
+        args = query_params(params, ("projection", "constraint"))
+        cluster = number(path[2], "clusterid") if len(path) > 2 else None
+        return self.queries.grouped_jobs(self.source, schedd_of(path[0]), path[1], cluster,
                                          attribute_names(args.get("projection")),
                                          args.get("constraint"), who=render.identity())
 
@@ -140,8 +108,8 @@ class Status:
     @cherrypy.expose
     @render.offers(*render.LIST_TYPES)
     def default(self, *segments: str, **params: Any) -> Any:
-        path = _segments(segments, 1)
-        args = _params(params, ("projection", "constraint", "query"))
+        path = path_of(segments, 1)
+        args = query_params(params, ("projection", "constraint", "query"))
         return self.queries.status(path[0] if path else None,
                                    attribute_names(args.get("projection")),
                                    args.get("constraint"), args.get("query", "any"),
@@ -156,10 +124,10 @@ class GroupedStatus:
 
     @cherrypy.expose
     def default(self, *segments: str, **params: Any) -> Any:
-        path = _segments(segments, 2)
+        path = path_of(segments, 2)
         if not path:
             raise NotFound("/v1/grouped_status needs a groupby attribute")
-        args = _params(params, ("projection", "constraint", "query"))
+        args = query_params(params, ("projection", "constraint", "query"))
         return self.queries.grouped_status(path[0], path[1] if len(path) > 1 else None,
                                            attribute_names(args.get("projection")),
                                            args.get("constraint"), args.get("query", "any"),
@@ -174,8 +142,8 @@ class Config:
 
     @cherrypy.expose
     def default(self, *segments: str, **params: Any) -> Any:
-        path = _segments(segments, 1)
-        args = _params(params, ("daemon",))
+        path = path_of(segments, 1)
+        args = query_params(params, ("daemon",))
         return self.queries.config(path[0] if path else None, args.get("daemon"),
                                    who=render.identity())
 
@@ -207,9 +175,9 @@ def _described() -> dict[str, Any]:
 class V1:
     """/v1: one exposed object per endpoint family, and the API's own description."""
 
-    def __init__(self, queries: Queries, overview: Overview) -> None:
+    def __init__(self, queries: Queries, overview: Overview, writes: webwrite.Writes) -> None:
         self._overview = overview
-        self.jobs = Jobs(queries, "jobs")
+        self.jobs = Queue(queries, writes)
         self.history = Jobs(queries, "history")
         self.grouped_jobs = GroupedJobs(queries, "jobs")
         self.grouped_history = GroupedJobs(queries, "history")
@@ -220,30 +188,30 @@ class V1:
     @cherrypy.expose
     def summary(self, **params: Any) -> Any:
         """/v1/summary: counts from the collector's ads, for dashboards."""
-        _params(params, ())
+        query_params(params, ())
         return self._overview.summary(render.identity())
 
     @cherrypy.expose
     def index(self, **params: Any) -> Any:
-        _params(params, ())
+        query_params(params, ())
         return {"version": __version__, "endpoints": ENDPOINTS,
                 "openapi": "/v1/openapi.json", "docs": "/v1/docs"}
 
     @cherrypy.expose
     def openapi_json(self, **params: Any) -> Any:  # /v1/openapi.json (CherryPy maps "." to "_")
-        _params(params, ())
+        query_params(params, ())
         return _described()
 
     @cherrypy.expose
     @render.offers(YAML)
     def openapi_yaml(self, **params: Any) -> Any:
-        _params(params, ())
+        query_params(params, ())
         return _described()
 
     @cherrypy.expose
     @render.offers(HTML)
     def docs(self, **params: Any) -> Any:
-        _params(params, ())
+        query_params(params, ())
         return render.Page(pages.api_docs(openapi.document(__version__)), "text/html; charset=utf-8")
 
     @cherrypy.expose
@@ -254,17 +222,18 @@ class V1:
 class Root:
     """/: a page for browsers (JSON for everyone else), health probes, metrics, and /v1."""
 
-    def __init__(self, queries: Queries, metrics: Metrics, overview: Overview, demo: bool = False) -> None:
+    def __init__(self, queries: Queries, metrics: Metrics, overview: Overview,
+                 writes: webwrite.Writes, demo: bool = False) -> None:
         self._queries = queries
         self._metrics = metrics
         self._overview = overview
         self._demo = demo
-        self.v1 = V1(queries, overview)
+        self.v1 = V1(queries, overview, writes)
 
     @cherrypy.expose
     @render.offers(JSON, YAML, HTML)
     def index(self, **params: Any) -> Any:
-        _params(params, ())
+        query_params(params, ())
         if render.negotiated() != HTML:
             return {"name": "condor_restd", "version": __version__, "api": "/v1",
                     "openapi": "/v1/openapi.json", "health": "/healthz", "ready": "/readyz",
@@ -280,34 +249,34 @@ class Root:
 
     @staticmethod
     def _asset(name: str, params: dict[str, Any]) -> Any:
-        _params(params, ())
+        query_params(params, ())
         cherrypy.serving.response.headers["Cache-Control"] = "public, max-age=300"
         return render.Page(dashboard.asset(name), dashboard.ASSETS[name])
 
     @cherrypy.expose
     def healthz(self, **params: Any) -> Any:
         """The process is serving; the pool is not touched."""
-        _params(params, ())
+        query_params(params, ())
         cherrypy.serving.response.headers["Cache-Control"] = "no-store"
         return {"status": "ok"}
 
     @cherrypy.expose
     def readyz(self, **params: Any) -> Any:
-        _params(params, ())
+        query_params(params, ())
         cherrypy.serving.response.headers["Cache-Control"] = "no-store"
         return self._queries.readiness()
 
     @cherrypy.expose
     @render.offers("text/plain")
     def metrics(self, **params: Any) -> Any:
-        _params(params, ())
+        query_params(params, ())
         body, content_type = self._metrics.exposition()
         return render.Page(body, content_type)
 
     @cherrypy.expose
     @render.offers(pages.FAVICON_TYPE)
     def favicon_ico(self, **params: Any) -> Any:  # browsers ask for it; a 404 is a console error
-        _params(params, ())
+        query_params(params, ())
         cherrypy.serving.response.headers["Cache-Control"] = "public, max-age=86400"
         return render.Page(pages.FAVICON, pages.FAVICON_TYPE)
 
@@ -393,16 +362,23 @@ def _cache_control(settings: Settings) -> str:
     return f"{private}max-age={ttl}" if ttl > 0 else f"{private}no-cache"
 
 
-def make_app(settings: Settings, backend: Condor, isolate: bool = True) -> cherrypy.Application:
+def make_app(settings: Settings, backend: Condor, isolate: bool = True,
+             act: Run | None = None) -> cherrypy.Application:
     """The WSGI application serving `backend` under `settings`; no server, no sockets. Pool
-    calls run in worker processes (`isolate`: False runs them in the request's thread)."""
+    calls run in worker processes (`isolate`: False runs them in the request's thread).
+    Actions run in a fresh process each, through `act` (acting.run unless a test gives one)."""
     metrics = Metrics()
     queries = Queries(settings, backend, metrics, isolate)
     overview = Overview(queries)
     # /metrics needs no token: with tokens on, it names no owner
     metrics.watch_pool(overview.figures,
                        0 if settings.authentication == "TOKEN" else settings.metrics_max_owners)
-    authenticator = Authenticator(settings, OPEN_PATHS) if settings.authentication == "TOKEN" else None
+    argv = getattr(backend, "acting_argv", None)
+    actions = Actions(settings, queries, argv() if callable(argv) else None,
+                      act if act is not None else acting.run)
+    htcondor = actions.users.user if settings.actions or settings.htcondor_tokens else None
+    authenticator = Authenticator(settings, OPEN_PATHS, htcondor=htcondor) \
+        if settings.authentication == "TOKEN" else None
     config = {
         "/": {
             "tools.restd_render.on": True,
@@ -410,18 +386,20 @@ def make_app(settings: Settings, backend: Condor, isolate: bool = True) -> cherr
             "tools.restd_render.metrics": metrics,
             "tools.restd_render.auth": authenticator,
             "tools.restd_render.cache_control": _cache_control(settings),
+            "tools.restd_render.writable": settings.actions,
             "tools.trailing_slash.on": False,
             "tools.encode.on": False,
             "log.screen": False,
         }
     }
-    app = Application(Root(queries, metrics, overview, isinstance(backend, DemoPool)), "",
-                               config)
+    app = Application(Root(queries, metrics, overview, webwrite.Writes(actions),
+                           isinstance(backend, DemoPool)), "", config)
     app.request_class = Request
     app.log.screen = False
     app.queries = queries
     app.metrics = metrics
     app.auth = authenticator
+    app.actions = actions
     for logger in (app.log.access_log, app.log.error_log):
         logger.addFilter(RedactTokens())
     return app

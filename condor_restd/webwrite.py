@@ -109,3 +109,39 @@ def idempotency_key() -> str | None:
     if not IDEMPOTENCY_KEY.fullmatch(key):
         raise BadRequest("Idempotency-Key must be 1 to 255 visible ASCII characters")
     return key
+
+
+class Writes:
+    """POST and PATCH on /v1/jobs: act on jobs, submit, and edit (Queue hands them over)."""
+
+    def __init__(self, actions: Actions) -> None:
+        self.actions = actions
+
+    def __call__(self, path: tuple[str, ...], params: dict[str, Any]) -> Reply:
+        query_params(params, ())  # a write says everything in its body
+        if not path:
+            raise NotFound("/v1/jobs needs a schedd name, or DEFAULT")
+        schedd, rest = schedd_of(path[0]), path[1:]
+        body, token, key = json_body(), bearer(), idempotency_key()
+        if cherrypy.serving.request.method == "PATCH":
+            if len(rest) > 2:
+                raise NotFound("edit PATCHes /v1/jobs/{schedd}[/{clusterid}[/{procid}]]")
+            cluster, proc = self._ids(rest)
+            return self.actions.edit(token, schedd, cluster, proc, body, key)
+        if not rest:
+            reply = self.actions.submit(token, schedd, body, key)
+            if "Location" in reply.headers:
+                reply.headers["Location"] = render.base_path() + reply.headers["Location"]
+            return reply
+        action = rest[-1]
+        if action.isdigit():
+            raise MethodNotAllowed("POST names an action after the jobs: "
+                                   "/v1/jobs/{schedd}[/{clusterid}[/{procid}]]/{action}")
+        cluster, proc = self._ids(rest[:-1])
+        return self.actions.act(token, schedd, action, cluster, proc, body, key)
+
+    @staticmethod
+    def _ids(segments: tuple[str, ...]) -> tuple[int | None, int | None]:
+        cluster = number(segments[0], "clusterid") if segments else None
+        proc = number(segments[1], "procid") if len(segments) > 1 else None
+        return cluster, proc

@@ -282,7 +282,7 @@ UNKNOWN = "no_such_parameter"
 
 @pytest.mark.parametrize("path", sorted(DOC["paths"]))
 def test_each_url_documents_exactly_the_query_parameters_it_takes(client: Client, path: str) -> None:
-    """The daemon names what a URL takes when it ignores an unknown parameter (web._params):
+    """The daemon names what a URL takes when it ignores an unknown parameter (webargs.query_params):
     that list, plus `format` (read by the render tool) and `_` (ignored), is the documented one."""
     r = client.get(example_url(path), {UNKNOWN: "1"})
     assert r.status == 200, (path, r)

@@ -154,7 +154,7 @@ def test_a_write_body_is_read_whole_so_nothing_is_left_for_a_next_request(served
     """POST and PATCH carry a body of a known length (acting on jobs). It is read whole, even by
     a URL that takes no write, so what follows it on the connection is the next request."""
     raw = f"{method} /healthz HTTP/1.1\r\nHost: x\r\n".encode() + BODIES["content-length"] + GET
-    answers, closed = exchange(served, raw)
+    answers, _ = exchange(served, raw)
     assert [answer[0] for answer in answers] == [405, 200], answers  # the smuggled bytes were body
     assert_json_error(answers[0], 405)
 
