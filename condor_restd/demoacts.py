@@ -310,7 +310,7 @@ class DemoSchedd:
             if result == "success":
                 ops.append({"op": "leave" if action == "remove" else "set", "id": _id(ad),
                             "attrs": change})
-        return {"matched": len(jobs) + not_found, "outcome": outcome}, ops
+        return {"matched": len(jobs), "outcome": outcome}, ops
 
     def edit(self, jobs: Sequence[Any],
              attributes: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
