@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import warnings
 from collections.abc import Mapping
@@ -126,7 +127,8 @@ class Actor:
             raise Refused("unauthenticated", f"the schedd authenticated with {method}, not a token")
         if ad.get("AuthorizationSucceeded") is False:
             raise Refused("permission_denied", f"the schedd does not allow {user} {level} access")
-        return user, method.upper() or "IDTOKENS"
+        offered = os.environ.get("_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS", "")
+        return user, method.upper() or offered.upper() or "unknown"
 
     def act(self, schedd: Any, spec: Any, request: Mapping[str, Any]) -> dict[str, Any]:
         action = ACTIONS.get(str(request.get("action")))
