@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,12 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _demo_user(text: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}(@localhost)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a user name (alice, bob, condoruser)")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="condor_restd", description=__doc__,
@@ -72,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo", action="store_true",
                         help="serve the built-in demo pool instead of the real one")
     parser.add_argument("--port", type=_port, metavar="N", help="port to listen on (overrides RESTD_PORT)")
+    parser.add_argument("--demo-token", metavar="USER", type=_demo_user,
+                        help="print a token of the demo pool's USER (alice, bob, condoruser) and exit")
     parser.add_argument("--check-config", action="store_true",
                         help="print the effective settings and exit; non-zero if they are not valid")
     return parser
@@ -109,6 +118,10 @@ def _log_without_bindings(environ: Mapping[str, str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.demo_token:  # needs no bindings: a demo token is a JWT signed with the demo key
+        from .demoacts import token
+        print(token(args.demo_token))
+        return 0
     problem = bindings_problem()
     if problem is not None:
         return no_bindings(problem)

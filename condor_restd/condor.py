@@ -184,6 +184,10 @@ class HTCondor:
         self._located: dict[tuple[str, str], tuple[float, Ad]] = {}
         self._lock = threading.Lock()
 
+    def acting_argv(self) -> list[str]:
+        """How the acting child (python -m condor_restd.acting) is started for this pool."""
+        return ["--pool", self._pool or ""]
+
     def _collector(self) -> Any:
         return htcondor.Collector(self._pool)
 

@@ -502,6 +502,8 @@ def serve(*, demo: bool, port: int | None, make_backend: Callable[[], Condor],
     log.info("*" * 54)
     if demo:
         log.info("serving the built-in demo pool (--demo), not a real one")
+        log.info("to act as a demo user (alice, bob, condoruser), get a token with "
+                 "`condor_restd --demo-token alice` and send it as `Authorization: Bearer TOKEN`")
         if root:
             log.warning("running as root; allowed only because --demo serves no real data")
     for name, value in settings.describe():

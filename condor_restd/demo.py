@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
+import shutil
+import tempfile
+import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import condor
+from . import condor, demoacts
 from .condor import Ad
 from .errors import BadRequest, NotFound
 
@@ -39,12 +44,20 @@ class DemoPool:
 
     Constraints are evaluated and projections taken by the real ClassAd library. Like a real
     schedd, the queue comes back in no particular order (here: newest cluster first).
+
+    Changes (acting: hold, remove, edit, submit...) are lines of a journal file that every
+    process sharing it applies before it reads jobs: the acting children write it, the workers
+    read it. DemoPool() makes its own journal in a private temporary directory, removed when
+    the creating process exits; DemoPool(journal=path) shares an existing one.
     """
+
+    default_schedd = DEFAULT_SCHEDD
 
     def __init__(self, queues: Mapping[str, Sequence[Ad]] | None = None,
                  histories: Mapping[str, Sequence[Ad]] | None = None,
                  collector: Sequence[Ad] | None = None,
-                 config: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                 config: Mapping[str, Mapping[str, Any]] | None = None,
+                 journal: str | None = None) -> None:
         if queues is None:
             queues = {name: list(reversed(condor.parse_ads(_read(f"jobs-{f}.ads"))))
                       for name, f in SCHEDD_FILES.items()}
@@ -64,16 +77,43 @@ class DemoPool:
         # schedds are located through the collector, as on a real pool
         self._schedds = {condor.value_of(ad, "Name") for ad in self.collector
                          if condor.value_of(ad, "MyType") == "Scheduler"}
+        if journal is None:
+            directory = tempfile.mkdtemp(prefix="condor-restd-demo-")
+            journal = os.path.join(directory, "journal")
+            open(journal, "xb").close()
+            weakref.finalize(self, _remove_journal, directory, os.getpid())
+        self.journal = journal
+        self._applied = 0  # journal bytes applied
+        self._catching_up = threading.Lock()
+
+    def acting_argv(self) -> list[str]:
+        """How the acting child (python -m condor_restd.acting) is started for this pool."""
+        return ["--demo", self.journal]
+
+    def catch_up(self, locked: bool = False) -> None:
+        """Apply the journal lines written since the last call (one stat when there are none)."""
+        try:
+            size = os.stat(self.journal).st_size
+        except OSError:
+            return
+        if size <= self._applied:
+            return
+        with self._catching_up:
+            ops, self._applied = demoacts.read_ops(self.journal, self._applied, locked)
+            for op in ops:
+                demoacts.apply_op(self.queues, self.histories, op)
 
     # --------------------------------------------------------------------- the protocol
 
     def jobs(self, schedd: str | None, constraint: str, projection: Sequence[str],
              limit: int) -> Sequence[Ad]:
+        self.catch_up()
         ads = self.queues[self._schedd(schedd)]
         return self._select(ads, constraint, projection, limit)
 
     def history(self, schedd: str | None, constraint: str, projection: Sequence[str],
                 limit: int, since: str | None = None) -> Sequence[Ad]:
+        self.catch_up()
         ads: Iterable[Ad] = self.histories[self._schedd(schedd)]
         if since is not None:
             ads = self._until(ads, since)
@@ -143,6 +183,11 @@ class DemoPool:
             if condor.matches(stop, ad):
                 return
             yield ad
+
+
+def _remove_journal(directory: str, creator: int) -> None:
+    if os.getpid() == creator:  # never from a forked worker
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ a schedd's costs, modelled
