@@ -41,7 +41,11 @@ def unparse(text: str) -> str:
 def check_expression(text: str) -> Any:
     """Parse `text` as a ClassAd expression, or raise BadRequest."""
     try:
-        return classad.ExprTree(text)
+        tree = classad.ExprTree(text)
+        # the parser stops without a word at a ';' or a ']' and drops the rest: in brackets, the
+        # whole text must be one expression (the line break ends a // comment before them)
+        classad.ExprTree(f"({text}\n)")
+        return tree
     except PARSE_ERRORS as exc:
         shown = text if len(text) <= 200 else text[:200] + "..."
         raise BadRequest(f"constraint is not a valid ClassAd expression: {shown!r}",

@@ -31,8 +31,6 @@ from cheroot import wsgi
 from cheroot.makefile import StreamReader
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-from .webwrite import MAX_BODY
-
 log = logging.getLogger("condor_restd.server")
 _pyio: Any = importlib.import_module("_pyio")  # cheroot's socket files are its pure-Python kind
 STOPPING: Any = vars(cheroot_server)["_STOPPING_FOR_INTERRUPT"]  # what stop() queues to end a loop
@@ -41,6 +39,7 @@ SINGLE_HEADERS = frozenset({b"Content-Length", b"Host", b"Authorization", b"Prox
                             b"Content-Type", b"Origin", b"If-Modified-Since", b"Range"})
 TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 LISTEN_BACKLOG = 1024  # connections the kernel completes before they are accepted (they are, at once)
+MAX_BODY = 1 << 20  # bytes of a POST or PATCH body (acting on jobs); no other request has one
 READ_CHUNK = 65536  # bytes read at a time from a connection whose head is not complete
 
 def _open_files() -> int:

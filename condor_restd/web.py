@@ -7,8 +7,7 @@ from typing import Any
 
 import cherrypy
 
-from . import __version__, dashboard, openapi, pages, render, webwrite
-from . import acting
+from . import __version__, acting, dashboard, openapi, pages, render, webwrite
 from .actions import Actions, Run
 from .auth import Authenticator, RedactTokens
 from .condor import Condor
@@ -373,8 +372,8 @@ def make_app(settings: Settings, backend: Condor, isolate: bool = True,
     # /metrics needs no token: with tokens on, it names no owner
     metrics.watch_pool(overview.figures,
                        0 if settings.authentication == "TOKEN" else settings.metrics_max_owners)
-    argv = getattr(backend, "acting_argv", None)
-    actions = Actions(settings, queries, argv() if callable(argv) else None,
+    can_act = callable(getattr(type(backend), "acting_argv", None))  # the pools that can act
+    actions = Actions(settings, queries, backend.acting_argv() if can_act else None,  # type: ignore[attr-defined]
                       act if act is not None else acting.run)
     htcondor = actions.users.user if settings.actions or settings.htcondor_tokens else None
     authenticator = Authenticator(settings, OPEN_PATHS, htcondor=htcondor) \

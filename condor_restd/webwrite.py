@@ -14,9 +14,13 @@ from typing import Any
 
 import cherrypy
 
-from .errors import BadRequest, UnsupportedMediaType
+from . import render
+from .actions import Actions
+from .errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
+from .responses import Reply
+from .server import MAX_BODY
+from .webargs import number, query_params, schedd_of
 
-MAX_BODY = 1 << 20  # bytes of a POST or PATCH body
 MAX_DEPTH = 32  # nesting of a body's JSON (a submit description is two levels deep)
 IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")  # visible ASCII, as the IETF draft's examples
 WRITES = ("POST", "PATCH")

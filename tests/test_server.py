@@ -160,7 +160,7 @@ def test_a_write_body_is_read_whole_so_nothing_is_left_for_a_next_request(served
 
 
 def test_a_write_body_above_the_limit_is_413_and_closes(served: Served) -> None:
-    from condor_restd.webwrite import MAX_BODY
+    from condor_restd.server import MAX_BODY
     raw = f"POST /v1/jobs/DEFAULT HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode()
     answers, closed = exchange(served, raw + b"x" * 1000)
     assert len(answers) == 1 and answers[0][0] == 413 and closed
