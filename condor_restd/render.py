@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import time
@@ -123,7 +124,7 @@ def negotiate(accept: str | None, fmt: str | None = None,
 # The response headers, beyond the CORS-safelisted ones, that a page on another origin may read:
 # without them a dashboard could not follow pages, revalidate, or see why it should wait.
 EXPOSED_HEADERS = ("ETag", "Link", "X-Restd-Truncated", "Warning", "Retry-After", "WWW-Authenticate",
-                   "Allow")
+                   "Allow", "Location", "Idempotent-Replayed")
 
 
 def _cors(origins: Iterable[str]) -> None:
@@ -221,9 +222,10 @@ def _next_link(next_page: Mapping[str, str]) -> str:
 def _ok(result: Any, media: str, cache_control: str) -> bytes:
     """A 200 (or a 304 when the client already has it): ETag, Cache-Control, list headers."""
     vary = cherrypy.serving.response.headers.get("Vary")
-    if isinstance(result, Reply):
-        return _respond(result.status, encode(result.body, media), media,
-                        {"Cache-Control": "no-store", **result.headers})
+    if isinstance(result, Reply):  # one JSON line, like an error
+        body = (json.dumps(result.body, ensure_ascii=False).encode("utf-8") + b"\n"
+                if media == JSON else encode(result.body, media))
+        return _respond(result.status, body, media, {"Cache-Control": "no-store", **result.headers})
     if isinstance(result, Page):  # a page of a URL that answers JSON too depends on Accept
         negotiated = getattr(cherrypy.serving.request, "restd_negotiated", False)
         page_headers = {"Vary": f"{vary}, Accept" if vary else "Accept"} if negotiated else {}

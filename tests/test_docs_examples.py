@@ -9,6 +9,11 @@ in a real shell on the body. An HTML comment just before a block sets the scene:
     <!-- example: tokens -->                                   RESTD_AUTHENTICATION = TOKEN
     <!-- example: schedd down -->                              the demo schedd cannot be reached
     <!-- example: before GET /v1/jobs/DEFAULT, DELETE /v1/x --> requests made first
+    <!-- example: actions -->                                  RESTD_ACTIONS = true (edits: JobPrio)
+
+Every example runs on a fresh demo pool. In an `actions` block, $ALICES_TOKEN and
+$BOBS_DEMO_TOKEN are the demo pool's tokens of those users (what `condor_restd --demo-token
+alice` prints).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from condor_restd import demoacts
 from condor_restd.demo import DemoPool
 from condor_restd.errors import Unavailable
 from condor_restd.settings import Settings
@@ -98,6 +104,8 @@ def scene(example: Example) -> tuple[Client, IssuerKeys | None]:
                                     cors_origins=(ORIGIN,), admin_users=frozenset({"alice@localhost"}))
     elif kind == "schedd":
         backend = SchedulerDown()
+    elif kind == "actions":
+        settings = settings.replace(actions=True, edit_attributes=frozenset({"jobprio"}))
     elif kind not in ("", "before"):
         raise AssertionError(f"unknown example scene {example.scene!r}")
     app: Any = make_app(settings, backend)
@@ -131,11 +139,13 @@ def curl(client: Client, keys: IssuerKeys | None, command: str) -> tuple[Respons
     """Run a curl command line against the app; the answer, and whether -i showed its headers."""
     words = shlex.split(command)
     assert words[0] == "curl", command
-    method, headers, url, show = "GET", {}, "", False
+    method, headers, url, show, body = "", {}, "", False, b""
     args = iter(words[1:])
     for word in args:
         if word == "-i":
             show = True
+        elif word in ("-d", "--data"):
+            body = next(args).encode()
         elif word == "-s":
             continue
         elif word == "-X":
@@ -147,7 +157,11 @@ def curl(client: Client, keys: IssuerKeys | None, command: str) -> tuple[Respons
             url = word
         else:
             raise AssertionError(f"an example uses a curl option the test does not know: {word}")
+    method = method or ("POST" if body else "GET")  # as curl: -d posts
     for name, value in headers.items():  # the tokens the page names by variable
+        if "$ALICES_TOKEN" in value or "$BOBS_DEMO_TOKEN" in value:
+            headers[name] = value.replace("$ALICES_TOKEN", demoacts.token("alice")).replace(
+                "$BOBS_DEMO_TOKEN", demoacts.token("bob"))
         if "$BOBS_TOKEN" in value:
             headers[name] = bearer("bob")["Authorization"]
         elif "$TOKEN_OF_AN_ISSUER_THAT_IS_DOWN" in value:
@@ -156,7 +170,8 @@ def curl(client: Client, keys: IssuerKeys | None, command: str) -> tuple[Respons
             keys.down = True
     parts = urlsplit(url)
     try:
-        return client.request(method, unquote(parts.path), headers=headers, query=parts.query), show
+        return client.request(method, unquote(parts.path), headers=headers, query=parts.query,
+                              body=body), show
     finally:
         if keys is not None:
             keys.down = False
@@ -196,12 +211,13 @@ def without_values(lines: list[str]) -> list[str]:
 
 
 def inferred_status(body: str) -> int:
-    """Without -i the page shows the body only: an error body says its status."""
+    """Without -i the page shows the body only: an error body, and an action's, says its status."""
     try:
         value = json.loads(body)
     except ValueError:
         return 200
-    if isinstance(value, dict) and isinstance(value.get("status"), int) and "message" in value:
+    if isinstance(value, dict) and isinstance(value.get("status"), int) and (
+            "message" in value or "action" in value):
         return int(value["status"])
     return 200
 
