@@ -229,8 +229,8 @@ class Actions:
         unknown = sorted(set(body) - {"attributes", "constraint", "confirm"})
         if unknown:
             raise BadRequest(f"an edit takes attributes, constraint and confirm, not {', '.join(unknown)}")
-        values = self._edits(body.get("attributes"))
         user, who = self._begin(token)
+        values = self._edits(body.get("attributes"))
         fingerprint = _fingerprint("edit", schedd, cluster, proc, body)
 
         def attempt() -> Reply:

@@ -6,6 +6,7 @@ import copy
 import functools
 from typing import Any
 
+from . import openapi_writes
 from .condor import AD_TYPES, DAEMON_TYPES
 
 Schema = dict[str, Any]
@@ -391,7 +392,8 @@ RESPONSES: dict[str, Schema] = {
                          "repeated query parameter, a URL with control characters or invalid "
                          "UTF-8, or (when tokens are on) a token in the URL (`access_token`)."),
     "NotFound": _error("No such schedd, job, attribute, configuration knob or URL."),
-    "MethodNotAllowed": _error("A method other than GET, HEAD or OPTIONS; the API is read-only.",
+    "MethodNotAllowed": _error("A method other than GET, HEAD or OPTIONS; the API is read-only "
+                               "(but for POST and PATCH on /v1/jobs with RESTD_ACTIONS).",
                                headers={"Allow": _ref("headers", "Allow")}),
     "NotAcceptable": _error("Neither the Accept header nor `format` names a type this endpoint "
                             "can answer in. The body is always JSON and lists the `available` "
@@ -413,6 +415,12 @@ RESPONSES: dict[str, Schema] = {
     "Forbidden": _error("Only when the site turned tokens on: the token is valid, but its user "
                         "maps to no HTCondor user, or may not see this answer (the "
                         "configuration is for RESTD_ADMIN_USERS only)."),
+    "Conflict": _error("The jobs are not in a state for the action; a constraint matching more "
+                       "than RESTD_ACTION_CONFIRM_ABOVE jobs waits for `confirm` (the body has "
+                       "`matched`); or a request with this Idempotency-Key is still running."),
+    "TooLarge": _error("The body is larger than 1 MiB."),
+    "UnsupportedMediaType": _error("The body is not sent as application/json."),
+    "Unprocessable": _error("This Idempotency-Key was used with another request."),
     "NotModified": _not_modified(CACHED_HEADERS),
     "NotModifiedPage": _not_modified({**CACHED_HEADERS, **LIST_HEADERS}),
     "NotModifiedGroups": _not_modified({**CACHED_HEADERS, **GROUP_HEADERS}),
@@ -712,12 +720,17 @@ def _build(version: str) -> dict[str, Any]:
                   _config_paths()):
         for path, operation in group.items():
             paths[path] = {"get": operation, "options": _preflight(path, operation["parameters"])}
+    for path, operations in openapi_writes.paths(PARAMETERS).items():
+        item = paths.setdefault(path, {})
+        item.update(operations)
+        item.setdefault("options", _preflight(path, next(iter(operations.values()))["parameters"]))
     tags = [{"name": "service", "description": "The daemon itself: probes, metrics, this document."},
             {"name": "jobs", "description": "Jobs in the schedds' queues."},
             {"name": "history", "description": "Jobs that have left the queues."},
             {"name": "status", "description": "Ads in the collector: slots, daemons, submitters."},
             {"name": "config", "description": "HTCondor configuration."},
             {"name": "summary", "description": "The pool in counts, for dashboards."},
+            {"name": "actions", "description": "Acting on jobs as the token's user (RESTD_ACTIONS)."},
             {"name": "cors", "description": "CORS preflight."}]
     return {
         "openapi": "3.1.0",
@@ -726,7 +739,7 @@ def _build(version: str) -> dict[str, Any]:
                  "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "tags": tags,
         "paths": paths,
-        "components": {"schemas": _schemas(), "parameters": PARAMETERS, "headers": HEADERS,
+        "components": {"schemas": {**_schemas(), **openapi_writes.schemas()}, "parameters": PARAMETERS, "headers": HEADERS,
                        "responses": RESPONSES, "securitySchemes": SECURITY_SCHEMES},
     }
 
