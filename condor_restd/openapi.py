@@ -739,7 +739,8 @@ def _build(version: str) -> dict[str, Any]:
                  "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "tags": tags,
         "paths": paths,
-        "components": {"schemas": {**_schemas(), **openapi_writes.schemas()}, "parameters": PARAMETERS, "headers": HEADERS,
+        "components": {"schemas": {**_schemas(), **openapi_writes.schemas()},
+                       "parameters": PARAMETERS, "headers": HEADERS,
                        "responses": RESPONSES, "securitySchemes": SECURITY_SCHEMES},
     }
 
