@@ -295,3 +295,17 @@ def test_a_journal_left_by_a_killed_process_is_swept(tmp_path: Any, monkeypatch:
         [f"condor-restd-demo-{os.getpid()}-def456", os.path.basename(os.path.dirname(pool.journal))])
     pool.close()
     assert not os.path.exists(os.path.dirname(pool.journal))
+
+
+def test_concurrent_submits_get_their_own_clusters(pool: DemoPool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def submit(token: str) -> int:
+        answer = run(pool, token, "submit", user=None, count=2, itemdata=None,
+                     description={"executable": "/bin/true"})
+        return int(answer["cluster"])
+
+    with ThreadPoolExecutor(4) as threads:
+        clusters = list(threads.map(submit, [ALICE, BOB, ALICE, BOB]))
+    assert sorted(clusters) == [22, 23, 24, 25]
+    assert len(pool.jobs(None, "ClusterId >= 22", [], 0)) == 8
