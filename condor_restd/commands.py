@@ -61,9 +61,10 @@ class SlowDemoPool(DemoPool):
 
 
 def demo_backend(environ: Mapping[str, str] = os.environ) -> Callable[[], Condor]:
-    """The --demo backend: one pool for the daemon's life (its ads never change)."""
+    """The --demo backend: one pool for the daemon's life (it changes only when users act)."""
     delay = float(environ.get(DEMO_DELAY_ENV) or 0)
     pool = SlowDemoPool(delay) if delay > 0 else DemoPool()
+    daemon.EXIT_HOOKS.append(pool.close)  # its journal of changes goes with the daemon
     return lambda: pool
 
 

@@ -35,6 +35,8 @@ from .web import make_app
 log = logging.getLogger("condor_restd.daemon")
 
 SUBSYSTEM = "RESTD"
+# What must be done before the process ends (it ends with os._exit, which skips atexit).
+EXIT_HOOKS: list[Callable[[], None]] = []
 EXIT_OK = 0
 EXIT_FAILED = 1  # condor_master restarts the daemon after its back-off
 EXIT_NO_LOG = 44  # HTCondor's status for "could not open the daemon log"
@@ -534,6 +536,8 @@ def serve(*, demo: bool, port: int | None, make_backend: Callable[[], Condor],
 
 def _exit(code: int) -> NoReturn:
     """Exit now: worker threads stuck in a slow query must not hold the process past its deadline."""
+    for hook in EXIT_HOOKS:
+        hook()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

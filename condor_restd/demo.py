@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import condor, demoacts
 from .condor import Ad
@@ -33,6 +33,7 @@ MY_TYPES = {
 DAEMON_CONFIG = {"master": "master", "schedd": "schedd", "collector": "master",
                  "negotiator": "master", "startd": "master"}
 NOT_DEFINED = condor.NOT_DEFINED
+JOURNAL_PREFIX = "condor-restd-demo-"  # + the creating process's pid: a journal's directory
 
 
 def _read(name: str) -> str:
@@ -78,13 +79,21 @@ class DemoPool:
         self._schedds = {condor.value_of(ad, "Name") for ad in self.collector
                          if condor.value_of(ad, "MyType") == "Scheduler"}
         if journal is None:
-            directory = tempfile.mkdtemp(prefix="condor-restd-demo-")
+            _sweep(tempfile.gettempdir())
+            directory = tempfile.mkdtemp(prefix=f"{JOURNAL_PREFIX}{os.getpid()}-")
             journal = os.path.join(directory, "journal")
             open(journal, "xb").close()
-            weakref.finalize(self, _remove_journal, directory, os.getpid())
+            self._remove: Callable[[], Any] = weakref.finalize(
+                self, _remove_journal, directory, os.getpid())
+        else:
+            self._remove = lambda: None
         self.journal = journal
         self._applied = 0  # journal bytes applied
         self._catching_up = threading.Lock()
+
+    def close(self) -> None:
+        """Remove the journal this pool made (only in the process that made it)."""
+        self._remove()
 
     def acting_argv(self) -> list[str]:
         """How the acting child (python -m condor_restd.acting) is started for this pool."""
@@ -188,6 +197,34 @@ class DemoPool:
 def _remove_journal(directory: str, creator: int) -> None:
     if os.getpid() == creator:  # never from a forked worker
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _sweep(parent: str) -> None:
+    """Remove the journals of demo pools whose process died without removing them (kill -9)."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        found = re.fullmatch(re.escape(JOURNAL_PREFIX) + r"([0-9]+)-[A-Za-z0-9_]+", name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            if os.lstat(path).st_uid == os.geteuid():
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's: alive
+        return True
+    return True
 
 
 # ------------------------------------------------------------------ a schedd's costs, modelled

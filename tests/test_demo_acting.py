@@ -280,3 +280,32 @@ def test_demo_token_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert claims["scope"] == "condor:/READ condor:/WRITE" and claims["exp"] > time.time() + 3600
     with pytest.raises(SystemExit):
         main(["--demo-token", "Robert'); drop"])
+
+
+def test_a_journal_left_by_a_killed_process_is_swept(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    dead = os.fork()
+    if dead == 0:
+        os._exit(0)
+    os.waitpid(dead, 0)
+    (tmp_path / f"condor-restd-demo-{dead}-abc123").mkdir()
+    (tmp_path / f"condor-restd-demo-{os.getpid()}-def456").mkdir()  # a live one's: kept
+    pool = DemoPool()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"condor-restd-demo-{os.getpid()}-def456", os.path.basename(os.path.dirname(pool.journal))])
+    pool.close()
+    assert not os.path.exists(os.path.dirname(pool.journal))
+
+
+def test_concurrent_submits_get_their_own_clusters(pool: DemoPool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def submit(token: str) -> int:
+        answer = run(pool, token, "submit", user=None, count=2, itemdata=None,
+                     description={"executable": "/bin/true"})
+        return int(answer["cluster"])
+
+    with ThreadPoolExecutor(4) as threads:
+        clusters = list(threads.map(submit, [ALICE, BOB, ALICE, BOB]))
+    assert sorted(clusters) == [22, 23, 24, 25]
+    assert len(pool.jobs(None, "ClusterId >= 22", [], 0)) == 8

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -860,6 +861,9 @@ def test_daemon_serves_reloads_on_sighup_and_logs_like_htcondor(
     assert lines and all(LOG_LINE.match(line) for line in lines), text
     assert '"GET /v1/jobs/DEFAULT?projection=Owner HTTP/1.1" 200' in text  # CherryPy's access log
     assert "STARTING UP" in text and "EXITING WITH STATUS 0" in text
+    assert "get a token with `condor_restd --demo-token alice`" in text  # how to act in the demo
+    journals = Path(tempfile.gettempdir()).glob(f"condor-restd-demo-{running.proc.pid}-*")
+    assert not list(journals)  # the demo pool's journal went with the daemon
     if os.geteuid() == 0:
         assert "WARNING: running as root; allowed only because --demo" in text
 
