@@ -59,12 +59,17 @@ class Fatal(Exception):
 # ------------------------------------------------------------------------------ configuration
 
 def load_settings(config: Mapping[str, Any], port: int | None = None, demo: bool = False) -> Settings:
-    """Settings from the config, with --port applied; --demo logs to stderr unless RESTD_LOG is set."""
+    """Settings from the config, with --port applied. --demo logs to stderr unless RESTD_LOG is
+    set, and acts on jobs (JobPrio editable) unless RESTD_ACTIONS and RESTD_EDIT_ATTRIBUTES are."""
     settings = Settings.from_config(config)
     if port is not None:
         settings = settings.replace(port=port)
     if demo and config.get("RESTD_LOG") is None:
         settings = settings.replace(log="")
+    if demo and config.get("RESTD_ACTIONS") is None:  # the demo pool acts, as its demo users
+        settings = settings.replace(actions=True)
+    if demo and config.get("RESTD_EDIT_ATTRIBUTES") is None:
+        settings = settings.replace(edit_attributes=frozenset({"jobprio"}))
     return settings
 
 

@@ -167,6 +167,16 @@ def test_load_settings_applies_port_and_demo_logging() -> None:
     assert daemon.load_settings({**config, "RESTD_LOG": "/x/RestdLog"}, demo=True).log == "/x/RestdLog"
 
 
+def test_the_demo_acts_unless_configured_not_to() -> None:
+    config = {"LOG": "/var/log/condor"}
+    assert not daemon.load_settings(config).actions
+    demo = daemon.load_settings(config, demo=True)
+    assert demo.actions and demo.edit_attributes == frozenset({"jobprio"})
+    quiet = daemon.load_settings({**config, "RESTD_ACTIONS": "false", "RESTD_EDIT_ATTRIBUTES": "Nice_User"},
+                                 demo=True)
+    assert not quiet.actions and quiet.edit_attributes == frozenset({"nice_user"})
+
+
 def test_under_master_needs_condor_inherit() -> None:
     assert daemon.under_master({"CONDOR_INHERIT": "1234 <127.0.0.1:9618?addrs=...>"})
     assert not daemon.under_master({})
