@@ -188,6 +188,9 @@ def serve(journal: str, request: Mapping[str, Any], environ: Mapping[str, str]) 
         user, method, scope = authenticate(environ)
         kind = request.get("kind")
         if kind == "whoami":
+            from .demo import SCHEDD_FILES
+            if request.get("schedd") not in (None, *SCHEDD_FILES):
+                raise Refused("not_found", f"no schedd named {request.get('schedd')!r} is known")
             return {"user": user, "method": method}
         if kind not in ("act", "count", "edit", "submit"):
             raise Refused("bad_request", f"unknown request kind {kind!r}")

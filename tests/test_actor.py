@@ -225,3 +225,22 @@ def test_method_offered_when_the_ping_ad_does_not_say(fake: types.ModuleType,
     monkeypatch.setenv("_CONDOR_SEC_CLIENT_AUTHENTICATION_METHODS", "SCITOKENS")
     fake.ping_ad = {"MyRemoteUserName": "carol@example.org"}
     assert serve(kind="whoami") == {"user": "carol@example.org", "method": "SCITOKENS"}
+
+
+def test_backends_say_how_their_child_starts() -> None:
+    from condor_restd import condor
+    from condor_restd.demo import DemoPool
+
+    assert condor.HTCondor("cm.example.org:9618").acting_argv() == ["--pool", "cm.example.org:9618"]
+    assert condor.HTCondor().acting_argv() == ["--pool", ""]
+    pool = DemoPool()
+    assert pool.acting_argv() == ["--demo", pool.journal]
+
+
+def test_the_pool_argument_reaches_the_collector(fake: types.ModuleType,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    pools = []
+    monkeypatch.setattr(FakeCollector, "__init__", lambda self, pool=None: pools.append(pool))
+    actor.serve("cm.example.org", {"kind": "whoami", "schedd": None})
+    actor.serve(None, {"kind": "whoami", "schedd": None})
+    assert pools == ["cm.example.org", None]

@@ -128,6 +128,8 @@ def test_other_schedd(pool: DemoPool) -> None:
     assert pool.jobs("schedd2@vm", "ClusterId == 6 && ProcId == 0", [], 0)[0]["JobStatus"] == 5
     assert job(pool, "17.0")["JobStatus"] == 1
     assert run(pool, ALICE, "count", schedd="nosuch", jobs=["1"], constraint=None)["error"] == "not_found"
+    assert run(pool, ALICE, "whoami", schedd="nosuch")["error"] == "not_found"
+    assert run(pool, ALICE, "whoami", schedd="schedd2@vm")["user"] == "alice@localhost"
 
 
 def test_count(pool: DemoPool) -> None:
