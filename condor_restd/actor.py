@@ -168,12 +168,7 @@ class Actor:
         return {"edited": edited}
 
     def submit(self, schedd: Any, request: Mapping[str, Any]) -> dict[str, Any]:
-        description, count, items = (request.get("description"), request.get("count") or 0,
-                                     request.get("itemdata"))
-        if not isinstance(description, dict) or not description:
-            raise Refused("bad_request", "the submit description must be a non-empty object")
-        if not isinstance(count, int) or count < 0:
-            raise Refused("bad_request", "count must be a whole number")
+        description, count, items = submit_parts(request)
         job = self.htcondor.Submit({str(k): str(v) for k, v in description.items()})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -183,6 +178,20 @@ class Actor:
                 result = schedd.submit(job, count=count)
         first, many = int(result.first_proc()), int(result.num_procs())
         return {"cluster": int(result.cluster()), "procs": list(range(first, first + many))}
+
+
+def submit_parts(request: Mapping[str, Any]) -> tuple[dict[str, Any], int, list[dict[str, str]] | None]:
+    """A submit request's description, count and item data, checked (Refused otherwise)."""
+    description, count, items = (request.get("description"), request.get("count") or 0,
+                                 request.get("itemdata"))
+    if not isinstance(description, dict) or not description:
+        raise Refused("bad_request", "the submit description must be a non-empty object")
+    if not isinstance(count, int) or count < 0:
+        raise Refused("bad_request", "count must be a whole number")
+    if items is not None and (not isinstance(items, list) or not all(
+            isinstance(i, dict) and all(isinstance(v, str) for v in i.values()) for i in items)):
+        raise Refused("bad_request", "itemdata must be a list of objects of strings")
+    return description, count, items
 
 
 def job_spec(request: Mapping[str, Any]) -> Any:

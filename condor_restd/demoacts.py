@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from .actor import Refused, submit_parts
+
 # Demo tokens: HS256 JWTs shaped like HTCondor IDTOKENs, signed with a key only the demo pool
 # trusts. It is no secret: the demo pool serves captured ads, never a real pool's.
 DEMO_KEY = "condor_restd demo pool signing key (public: trusted by the demo pool only)"
@@ -37,15 +39,6 @@ SUBMIT_KEYS = {
 # What a captured job ad that ran carries, and a new one must not.
 RUN_ATTRS = ("JobBatchName", "JobSubmitFile", "UserLog", "AutoClusterId", "ServerTime",
              "LastRejMatchTime", "LastRejMatchReason", "LastRejMatchNegotiator")
-
-
-class Refused(Exception):
-    """The demo schedd says no: an error kind of the acting contract and a sentence."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
 
 
 # ------------------------------------------------------------------------------- tokens
@@ -332,15 +325,7 @@ class DemoSchedd:
         return {"matched": len(jobs), "edited": len(ops)}, ops
 
     def submit(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        description, count, items = (request.get("description"), request.get("count") or 0,
-                                     request.get("itemdata"))
-        if not isinstance(description, dict) or not description:
-            raise Refused("bad_request", "the submit description must be a non-empty object")
-        if not isinstance(count, int) or count < 0:
-            raise Refused("bad_request", "count must be a whole number")
-        if items is not None and (not isinstance(items, list) or not all(
-                isinstance(i, dict) and all(isinstance(v, str) for v in i.values()) for i in items)):
-            raise Refused("bad_request", "itemdata must be a list of objects of strings")
+        description, count, items = submit_parts(request)
         rows: list[dict[str, str]] = [dict(i) for i in items] if items else [{}]
         procs = max(count, 1) * len(rows)
         if procs > MAX_PROCS:
