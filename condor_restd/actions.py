@@ -118,6 +118,13 @@ class Actions:
             raise BadRequest(f"cannot {what}: {message}")
         raise Unavailable(f"could not {what}: {message}")
 
+    def _changing(self, token: str, request: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """A request that may change jobs: whatever comes of it, cached answers are dropped."""
+        try:
+            return self._child(token, request, what)
+        finally:
+            self.queries.forget()
+
     def _begin(self, token: str | None) -> tuple[str, Identity]:
         if not self.settings.actions:
             raise MethodNotAllowed("acting on jobs is turned off (RESTD_ACTIONS)")
@@ -201,15 +208,13 @@ class Actions:
         try:
             ids, _ = self._targets(schedd, cluster, proc, body, who)
             detail += f" ({len(ids)} jobs: {_jobs_text(ids)})"
-            answer = self._child(token, {
+            answer = self._changing(token, {
                 "kind": "act", "schedd": schedd, "action": action, "reason": reason,
                 "jobs": ["%d.%d" % job for job in ids], "constraint": None, "user": user,
             }, action + " jobs")
         except RestdError as error:
             self._failed(action, user, schedd, detail, error)
             raise
-        finally:
-            self.queries.forget()
         outcome = {kind: int(answer.get("outcome", {}).get(kind, 0)) for kind in OUTCOMES}
         status = status_of(outcome)
         reasons = answer.get("reasons") or []
@@ -238,14 +243,12 @@ class Actions:
             try:
                 ids, _ = self._targets(schedd, cluster, proc, body, who)
                 detail += f" on {len(ids)} jobs: {_jobs_text(ids)}"
-                answer = self._child(token or "", {
+                answer = self._changing(token or "", {
                     "kind": "edit", "schedd": schedd, "jobs": ["%d.%d" % job for job in ids],
                     "constraint": None, "attributes": values, "user": user}, "edit jobs")
             except RestdError as error:
                 self._failed("edit", user, schedd, detail, error)
                 raise
-            finally:
-                self.queries.forget()
             edited = int(answer.get("edited", 0))
             self._audit("edit", user, schedd, detail, f"edited {edited}")
             status = 200 if edited == len(ids) else 207 if edited else 404
@@ -297,7 +300,7 @@ class Actions:
             detail = (f"{submission.jobs()} jobs, executable "
                       f"{submission.description.get('executable', '(none)')!r}")
             try:
-                answer = self._child(token or "", {
+                answer = self._changing(token or "", {
                     "kind": "submit", "schedd": schedd, "description": submission.description,
                     "count": submission.count, "itemdata": submission.itemdata or None,
                     "user": user}, "submit jobs")
@@ -311,8 +314,6 @@ class Actions:
             except RestdError as error:
                 self._failed("submit", user, schedd, detail, error)
                 raise
-            finally:
-                self.queries.forget()
             cluster = int(answer["cluster"])
             jobs = [f"{cluster}.{int(proc)}" for proc in answer.get("procs", [])]
             self._audit("submit", user, schedd, detail, f"cluster {cluster}, {len(jobs)} jobs")

@@ -372,3 +372,17 @@ def test_actions_are_audited_and_tokens_never_logged(acts: Any, caplog: pytest.L
     for token in (ALICE, BOB, ALICE[:-4] + "AAAA"):
         assert token not in caplog.text
         assert token.split(".")[2] not in caplog.text  # not even the signature
+
+
+def test_a_refused_request_leaves_the_cache_alone(acts: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a request that reached the schedd drops cached answers: refused ones cannot be
+    used to keep the cache empty."""
+    client = acts(cache_ttl=60)
+    dropped: list[int] = []
+    app_queries = client.app.queries  # type: ignore[attr-defined]
+    monkeypatch.setattr(app_queries, "forget", lambda: dropped.append(1))
+    send(client, "POST", "/v1/jobs/DEFAULT/999/hold")  # 404: nothing asked of the schedd
+    send(client, "POST", "/v1/jobs/DEFAULT/hold", {"constraint": "JobStatus =="})  # 400
+    assert dropped == []
+    send(client, "POST", "/v1/jobs/DEFAULT/21/0/hold")  # the schedd refused: it was asked
+    assert dropped == [1]
