@@ -125,12 +125,17 @@ class Actions:
         finally:
             self.queries.forget()
 
-    def _begin(self, token: str | None) -> tuple[str, Identity]:
+    def require(self, token: str | None) -> str:
+        """The request's token; 405 when actions are off, 401 when there is none (both before
+        anything else is looked at)."""
         if not self.settings.actions:
             raise MethodNotAllowed("acting on jobs is turned off (RESTD_ACTIONS)")
         if token is None:
             raise token_required()
-        user = self.users.user(token)
+        return token
+
+    def _begin(self, token: str | None) -> tuple[str, Identity]:
+        user = self.users.user(self.require(token))
         return user, Identity(user, user in self.settings.admin_users)
 
     def _keyed(self, user: str, key: str | None, fingerprint: str,
@@ -190,8 +195,6 @@ class Actions:
         if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON
                                    or not reason.isprintable()):
             raise BadRequest(f"reason must be one line of text, at most {MAX_REASON} characters")
-        if reason is not None and action in ("release", "vacate"):
-            raise BadRequest(f"{action} takes no reason")
         user, who = self._begin(token)
         fingerprint = _fingerprint("act", schedd, action, cluster, proc, body)
         return self._keyed(user, key, fingerprint,

@@ -712,7 +712,7 @@ def _service_paths() -> dict[str, Schema]:
 
 
 @functools.lru_cache(maxsize=8)
-def _build(version: str) -> dict[str, Any]:
+def _build(version: str, writes: bool) -> dict[str, Any]:
     paths: dict[str, Schema] = {}
     for group in (_service_paths(), _asset_paths(), _summary_paths(), _job_paths("jobs"),
                   _job_paths("history"),
@@ -720,7 +720,7 @@ def _build(version: str) -> dict[str, Any]:
                   _config_paths()):
         for path, operation in group.items():
             paths[path] = {"get": operation, "options": _preflight(path, operation["parameters"])}
-    for path, operations in openapi_writes.paths(PARAMETERS).items():
+    for path, operations in (openapi_writes.paths(PARAMETERS) if writes else {}).items():
         item = paths.setdefault(path, {})
         item.update(operations)
         item.setdefault("options", _preflight(path, next(iter(operations.values()))["parameters"]))
@@ -745,6 +745,7 @@ def _build(version: str) -> dict[str, Any]:
     }
 
 
-def document(version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document for this version of the daemon (a fresh copy, safe to change)."""
-    return copy.deepcopy(_build(version))
+def document(version: str, writes: bool = True) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for this version of the daemon (a fresh copy, safe to change);
+    `writes`: with the operations that act on jobs (a daemon serves them when RESTD_ACTIONS is on)."""
+    return copy.deepcopy(_build(version, writes))

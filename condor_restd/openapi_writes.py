@@ -88,7 +88,7 @@ def _write(operation_id: str, summary: str, description: str, params: list[Schem
     responses = dict(results)
     for code, name in (("400", "BadRequest"), ("401", "Unauthorized"), ("403", "Forbidden"),
                        ("404", "NotFound"), ("405", "MethodNotAllowed"), ("409", "Conflict"),
-                       ("413", "TooLarge"), ("415", "UnsupportedMediaType"),
+                       ("413", "TooLarge"), ("414", "URITooLong"), ("415", "UnsupportedMediaType"),
                        ("422", "Unprocessable"), ("503", "Unavailable"), ("504", "Timeout")):
         responses.setdefault(code, _ref("responses", name))
     idempotency = {"name": "Idempotency-Key", "in": "header", "required": False,

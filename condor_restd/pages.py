@@ -147,6 +147,12 @@ def _example_link(path: str, operation: Mapping[str, Any], document: Mapping[str
     return " " + _link(path, "try it")
 
 
+def _operations(paths: Mapping[str, Any]) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(path, method, operation) for every GET, POST and PATCH, in the document's order."""
+    return [(path, method, item[method]) for path, item in paths.items()
+            for method in ("get", "post", "patch") if method in item]
+
+
 def api_docs(document: Mapping[str, Any]) -> str:
     """The OpenAPI document as one readable page."""
     info = document.get("info", {})
@@ -161,27 +167,32 @@ def api_docs(document: Mapping[str, Any]) -> str:
     for tag in tags:
         name = str(tag.get("name"))
         body.append(f'<li><a href="#tag-{_e(name)}">{_e(name)}</a>: {_e(tag.get("description", ""))}<ul>')
-        for path, item in paths.items():
-            operation = item.get("get", {})
+        for path, method, operation in _operations(paths):
             if name in operation.get("tags", []):
+                verb = "" if method == "get" else f"{method.upper()} "
                 body.append(f'<li><a href="#{_e(operation.get("operationId", path))}">'
-                             f"<code>{_e(path)}</code></a></li>")
+                             f"{_e(verb)}<code>{_e(path)}</code></a></li>")
         body.append("</ul></li>")
     body.append('<li><a href="#schemas">schemas</a></li></ul></nav>')
     for tag in tags:
         name = str(tag.get("name"))
         body.append(f'<h2 id="tag-{_e(name)}">{_e(name)}</h2>')
-        for path, item in paths.items():
-            operation = item.get("get", {})
+        for path, method, operation in _operations(paths):
             if name not in operation.get("tags", []):
                 continue
-            methods = " ".join(m.upper() for m in HTTP_METHODS if m in item or m == "head")
+            item = paths[path]
+            methods = (" ".join(m.upper() for m in HTTP_METHODS if m in item or m == "head")
+                       if method == "get" else method.upper())
             body.append(f'<div class="op" id="{_e(operation.get("operationId", path))}">')
+            link = _example_link(path, operation, document) if method == "get" else ""
             body.append(f'<h3><span class="method">{_e(methods)}</span><code>{_e(path)}</code>'
-                        f"{_example_link(path, operation, document)}</h3>")
+                        f"{link}</h3>")
             body.append(f"<p><b>{_e(operation.get('summary', ''))}</b>. "
                         f"{_inline(operation.get('description', ''))}</p>")
             body.extend(_parameters(document, operation))
+            request = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if request:
+                body.append(f"<p>Body (application/json): {_schema_text(request.get('schema', {}))}</p>")
             body.extend(_responses(document, operation))
             body.append("</div>")
     body.append('<h2 id="schemas">Schemas</h2>')

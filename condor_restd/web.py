@@ -161,10 +161,10 @@ ENDPOINTS = {
 }
 
 
-def _described() -> dict[str, Any]:
+def _described(writes: bool) -> dict[str, Any]:
     """The OpenAPI document; under a prefix (a proxy's, or the WSGI mount point) its one server
     is that path, so that clients built from it reach the API where it is served."""
-    document = openapi.document(__version__)
+    document = openapi.document(__version__, writes)
     prefix = render.base_path()
     if prefix:
         document["servers"] = [{"url": prefix, "description": "where this API is served"}]
@@ -176,6 +176,7 @@ class V1:
 
     def __init__(self, queries: Queries, overview: Overview, writes: webwrite.Writes) -> None:
         self._overview = overview
+        self._writes = queries.settings.actions  # the document describes what this daemon does
         self.jobs = Queue(queries, writes)
         self.history = Jobs(queries, "history")
         self.grouped_jobs = GroupedJobs(queries, "jobs")
@@ -199,19 +200,20 @@ class V1:
     @cherrypy.expose
     def openapi_json(self, **params: Any) -> Any:  # /v1/openapi.json (CherryPy maps "." to "_")
         query_params(params, ())
-        return _described()
+        return _described(self._writes)
 
     @cherrypy.expose
     @render.offers(YAML)
     def openapi_yaml(self, **params: Any) -> Any:
         query_params(params, ())
-        return _described()
+        return _described(self._writes)
 
     @cherrypy.expose
     @render.offers(HTML)
     def docs(self, **params: Any) -> Any:
         query_params(params, ())
-        return render.Page(pages.api_docs(openapi.document(__version__)), "text/html; charset=utf-8")
+        return render.Page(pages.api_docs(openapi.document(__version__, self._writes)),
+                           "text/html; charset=utf-8")
 
     @cherrypy.expose
     def default(self, *segments: str, **params: Any) -> Any:

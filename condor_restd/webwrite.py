@@ -24,15 +24,17 @@ from .webargs import number, query_params, schedd_of
 MAX_DEPTH = 32  # nesting of a body's JSON (a submit description is two levels deep)
 IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")  # visible ASCII, as the IETF draft's examples
 WRITES = ("POST", "PATCH")
+READS = ("GET", "HEAD", "OPTIONS")  # these take no body; any other method's is read (and a
+# method no handler takes then gets its 405, not a 400 for its body)
 
 
 def read_body(request: Any) -> None:
-    """Read a POST or PATCH body into request.restd_body (called before dispatch); refuse one on
-    any other method, as a read-only API does."""
+    """Read the body of a POST or PATCH (or of a method nobody takes, which gets its 405) into
+    request.restd_body, before dispatch; refuse one on GET, HEAD and OPTIONS."""
     environ = getattr(request, "wsgi_environ", None) or {}
     length = str(environ.get("CONTENT_LENGTH") or "0").strip()
     chunked = bool(environ.get("HTTP_TRANSFER_ENCODING"))
-    if request.method not in WRITES:
+    if request.method in READS:
         if chunked or length not in ("", "0"):
             # the daemon's server refuses these before the app; a hosting server may not
             raise cherrypy.HTTPError(400, "this API takes no request body")
@@ -115,6 +117,12 @@ def idempotency_key() -> str | None:
     return key
 
 
+def _not_allowed(message: str, allow: str) -> MethodNotAllowed:
+    error = MethodNotAllowed(message)
+    error.headers["Allow"] = allow
+    return error
+
+
 class Writes:
     """POST and PATCH on /v1/jobs: act on jobs, submit, and edit (Queue hands them over)."""
 
@@ -126,8 +134,12 @@ class Writes:
         if not path:
             raise NotFound("/v1/jobs needs a schedd name, or DEFAULT")
         schedd, rest = schedd_of(path[0]), path[1:]
-        body, token, key = json_body(), bearer(), idempotency_key()
+        token = self.actions.require(bearer())  # 405 when actions are off, 401 with no token
+        body, key = json_body(), idempotency_key()
         if cherrypy.serving.request.method == "PATCH":
+            if rest and not rest[-1].isdigit() and len(rest) <= 3:  # an action's URL
+                raise _not_allowed("an action is a POST; PATCH edits "
+                                   "/v1/jobs/{schedd}[/{clusterid}[/{procid}]]", "OPTIONS, POST")
             if len(rest) > 2:
                 raise NotFound("edit PATCHes /v1/jobs/{schedd}[/{clusterid}[/{procid}]]")
             cluster, proc = self._ids(rest)
@@ -139,8 +151,9 @@ class Writes:
             return reply
         action = rest[-1]
         if action.isdigit():
-            raise MethodNotAllowed("POST names an action after the jobs: "
-                                   "/v1/jobs/{schedd}[/{clusterid}[/{procid}]]/{action}")
+            raise _not_allowed("POST names an action after the jobs: "
+                               "/v1/jobs/{schedd}[/{clusterid}[/{procid}]]/{action}",
+                               "GET, HEAD, OPTIONS, PATCH")
         cluster, proc = self._ids(rest[:-1])
         return self.actions.act(token, schedd, action, cluster, proc, body, key)
 

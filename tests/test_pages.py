@@ -265,7 +265,7 @@ def test_favicon_is_served_so_browsers_log_no_error(client: Client) -> None:
 def test_docs_render_the_openapi_document(client: Client) -> None:
     r = client.get("/v1/docs", headers={"Accept": BROWSER})
     assert r.status == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
-    doc = openapi.document(__version__)
+    doc = openapi.document(__version__, writes=False)  # actions are off here
     page = Page(r.text)
     for path, item in doc["paths"].items():
         assert f"<code>{path}</code>" in r.text, path
@@ -277,6 +277,17 @@ def test_docs_render_the_openapi_document(client: Client) -> None:
     for code in ("400", "404", "406", "503", "504"):
         assert f"<td>{code}</td>" in r.text
     assert "Retry-After" in r.text
+
+
+def test_docs_show_the_writes_where_actions_are_on(make_client: Any) -> None:
+    r = make_client(actions=True).get("/v1/docs", headers={"Accept": BROWSER})
+    page = Page(r.text)
+    for path, item in openapi.document(__version__)["paths"].items():
+        for method in ("post", "patch"):
+            if method in item:
+                assert item[method]["operationId"] in page.ids, (path, method)
+    assert "<code>/v1/jobs/{schedd}/{clusterid}/{procid}/hold</code>" in r.text
+    assert "schema-SubmitRequest" in page.ids
 
 
 def test_docs_links_answer(client: Client) -> None:
