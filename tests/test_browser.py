@@ -27,9 +27,17 @@ if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
                 allow_module_level=True)
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait as _Wait  # noqa: E402
+
+
+def WebDriverWait(driver: Any, timeout: float) -> Any:
+    """selenium's wait, which also waits out an element replaced while it was read (a view
+    re-rendering as its data arrives): that is not a failure, the next poll reads the new one."""
+    return _Wait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
 
 TIMEOUT = 30
 ARGUMENTS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
