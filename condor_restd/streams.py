@@ -310,7 +310,8 @@ class Pager:
         rest = whole.result()
         if rest[:head + 1] != first_ids[:head + 1]:
             raise Unavailable("the schedd's history changed under a stream; try again")
-        yield from self._plan(rest[head:], since, ahead, batch)[0]
+        most = max(self.settings.stream_batch, -(-len(rest) // (WINDOW_SHARE * ahead)))
+        yield from self._plan(rest[head:], since, ahead, batch, most)[0]
 
     def _windows_ahead(self, schedd: str | None, query: str, ask: list[str],
                        keep: frozenset[str] | None, hidden: frozenset[str],
