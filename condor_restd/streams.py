@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
-from .encoding import IDS, Shape
+from .encoding import IDS, Shape, block
 from .errors import BadRequest, RestdError, Unavailable
 from .historyfile import CURSOR_REFUSED
 from .responses import GZIP, Listing, RecordBlock, Rows
@@ -29,6 +29,7 @@ QUEUE_FIRST_WINDOW = 100  # jobs in a streamed queue's first window: its first r
 DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
 MAX_PAGE = 100_000
 WINDOW_SHARE = 5  # the windows a history stream holds at once: at most 1/5 of its records
+BLOCK_RECORDS = 256  # history records sent as one chunk of the body
 HEAD_BATCHES = 4  # RESTD_STREAM_BATCH windows a history stream sends while the ids of the rest come
 
 T = TypeVar("T")
@@ -249,7 +250,7 @@ class Pager:
             most = self.settings.stream_batch
             first = self._history_page(schedd, query, names, hidden,
                                        min(STREAM_FIRST_BATCH, most, cap or most), None, since)
-            yield from first.records
+            yield from _blocks(first.records)
             served = len(first.records)
             if not first.next_page or (cap and served >= cap):
                 return
@@ -315,17 +316,17 @@ class Pager:
 
     def _windows_ahead(self, schedd: str | None, query: str, ask: list[str],
                        keep: frozenset[str] | None, hidden: frozenset[str],
-                       windows: Iterable[Window], ahead: int) -> Iterator[bytes]:
-        """The windows' records in order, `ahead` windows fetched at once by as many workers:
-        the schedd reads them side by side (each history query is a helper process of its
-        own there) while the client takes the one before. A window fetched ahead that failed
+                       windows: Iterable[Window], ahead: int) -> Iterator[RecordBlock]:
+        """The windows' records in order (in blocks), `ahead` windows fetched at once by as many
+        workers: the schedd reads them side by side (each history query is a helper process of
+        its own there) while the client takes the one before. A window fetched ahead that failed
         (every worker busy, say) is asked for again when its turn comes."""
         def fetch(window: tuple[list[tuple[int, int]], str | None]) -> list[bytes]:
             return self._history_window(schedd, query, ask, keep, hidden, *window)
 
         if ahead <= 1:
             for window in windows:
-                yield from fetch(window)
+                yield from _blocks(fetch(window))
             return
         pending: collections.deque[tuple[Any, Future[list[bytes]]]] = collections.deque()
         with ThreadPoolExecutor(ahead, thread_name_prefix="restd-ahead") as pool:
@@ -334,9 +335,9 @@ class Pager:
                     pending.append((window, pool.submit(fetch, window)))
                     if len(pending) < ahead:
                         continue
-                    yield from self._taken(pending.popleft(), fetch)
+                    yield from _blocks(self._taken(pending.popleft(), fetch))
                 while pending:
-                    yield from self._taken(pending.popleft(), fetch)
+                    yield from _blocks(self._taken(pending.popleft(), fetch))
             finally:
                 for _, future in pending:
                     future.cancel()
@@ -406,6 +407,12 @@ class _Replayable:
 
     def __iter__(self) -> Iterator[Any]:
         return self.produce()
+
+
+def _blocks(records: list[bytes]) -> Iterator[RecordBlock]:
+    """History records in blocks of BLOCK_RECORDS: a chunk of the body each, not one a record."""
+    for start in range(0, len(records), BLOCK_RECORDS):
+        yield RecordBlock(*block(records[start:start + BLOCK_RECORDS]))
 
 
 def _in_order(ids: list[tuple[int, int]], cap: int) -> None:
