@@ -112,7 +112,7 @@ def parse_ads(text: str) -> list[Ad]:
     return ads
 
 
-PARSE_PIECE = 1 << 20  # characters of ad text handed to the ClassAd parser at a time
+PARSE_PIECE = 1 << 16  # characters of ad text handed to the ClassAd parser at a time
 
 
 def matches(constraint: Any, ad: Ad) -> bool:

@@ -106,13 +106,15 @@ _JOB_RECORD = '{"jobid": "%s", "classad": %s}'
 
 
 def job_keys(ads: Sequence[Ad]) -> list[tuple[int, int]]:
-    """job_id(ad)[0] for each ad; the compiled helper reads them from printJson() in one go,
-    which is quicker for small (id-only) ads and slower for whole ones."""
-    if _speedups is None:
-        return [job_id(ad)[0] for ad in ads]
-    keys: list[Any] = _speedups.job_ids(ads)
-    if None in keys:
-        keys = [job_id(ad)[0] if key is None else key for ad, key in zip(ads, keys)]
+    """job_id(ad)[0] for each ad, two lookups an ad and no text (quicker than reading them from
+    printJson(), even for small id-only ads: 100k of those took 0.17 s against 0.28 s)."""
+    keys = []
+    for ad in ads:
+        cluster, proc = ad.get("ClusterId"), ad.get("ProcId")
+        if type(cluster) is int and type(proc) is int:  # not a bool, nor Undefined (an IntEnum)
+            keys.append((cluster, proc))
+        else:
+            keys.append(job_id(ad)[0])
     return keys
 
 

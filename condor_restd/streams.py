@@ -6,13 +6,15 @@ import base64
 import binascii
 import collections
 import hashlib
+import heapq
 import json
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
-from .encoding import IDS, Shape
+from .encoding import IDS, Shape, block
 from .errors import BadRequest, RestdError, Unavailable
 from .historyfile import CURSOR_REFUSED
 from .responses import GZIP, Listing, RecordBlock, Rows
@@ -23,9 +25,15 @@ JOB_ID = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
 MAX_CURSOR_LENGTH = 256
 STREAM_ABOVE = 20_000  # a request allowed more jobs than this (RESTD_MAX_JOBS) streams
 STREAM_FIRST_BATCH = 1_000  # records in the first batch of a stream (the first bytes come quickly)
+QUEUE_FIRST_WINDOW = 100  # jobs in a streamed queue's first window: its first record comes quickly
 DEFAULT_PAGE = 1000  # a page's size when neither limit nor RESTD_MAX_JOBS sets one
 MAX_PAGE = 100_000
 WINDOW_SHARE = 5  # the windows a history stream holds at once: at most 1/5 of its records
+BLOCK_RECORDS = 256  # history records sent as one chunk of the body
+HEAD_BATCHES = 4  # RESTD_STREAM_BATCH windows a history stream sends while the ids of the rest come
+
+T = TypeVar("T")
+Window = tuple[list[tuple[int, int]], str | None]  # history records' ids, and the record after them
 
 
 class Fetch(Protocol):
@@ -96,26 +104,41 @@ class Pager:
         """The queue with no cap, or a cap above STREAM_ABOVE: the matching ids first (small
         ads). Up to STREAM_ABOVE jobs then come in one query; more are streamed, RESTD_STREAM_BATCH
         at a time by id window, so that memory holds one batch. Queue ads change, and nothing
-        cheap stands for the whole answer, so a streamed queue carries no ETag."""
+        cheap stands for the whole answer, so a streamed queue carries no ETag.
+
+        The first window is small (QUEUE_FIRST_WINDOW, for a quick first record): its ids are
+        picked from the others, which are put in order only once it is out."""
         cap = self.settings.max_jobs
-        ids = self._queue_ids(schedd, query)
+        ids = self._queue_ids(schedd, query, ordered=False)
         truncated = bool(cap) and len(ids) > cap
-        del ids[cap or len(ids):]
         if not ids:
             return Listing([], truncated=truncated)
         ask, keep = projection(names, JOB_ID_ATTRS)
         shape = Shape(keep=keep, hide=hidden, sort=True, ids=False, gzip=GZIP.get())
-        if len(ids) <= STREAM_ABOVE:
+        if min(len(ids), cap or len(ids)) <= STREAM_ABOVE:
+            _in_order(ids, cap)
             rows = self._queue_window(schedd, query, ask, ids[0], ids[-1], shape)
             return Listing(rows.records, truncated=truncated)
+        # the smallest ids (quick in either order a schedd may send them: newest first too)
+        first = heapq.nsmallest(min(QUEUE_FIRST_WINDOW, self.settings.stream_batch),
+                                reversed(ids) if ids[0] > ids[-1] else ids)
+        early = [self._queue_window(schedd, query, ask, first[0], first[-1], shape)]
+        ordering, ordered = threading.Lock(), [False]
 
         def batches() -> Iterator[RecordBlock]:
-            # a small first window, for a quick first byte; then RESTD_STREAM_BATCH at a time
-            start, size = 0, min(STREAM_FIRST_BATCH, self.settings.stream_batch)
+            # the small first window (fetched already, the first time), then RESTD_STREAM_BATCH
+            # at a time: the ids are put in order once, after the first window is out
+            head = early.pop() if early else None
+            yield (head or self._queue_window(schedd, query, ask, first[0], first[-1], shape)).records
+            with ordering:  # once: a sort empties the list while it runs
+                if not ordered[0]:
+                    _in_order(ids, cap)
+                    ordered[0] = True
+            start, size = len(first), self.settings.stream_batch
             while start < len(ids):
                 batch = ids[start:start + size]
                 yield self._queue_window(schedd, query, ask, batch[0], batch[-1], shape).records
-                start, size = start + size, self.settings.stream_batch
+                start += size
 
         return Listing(_Replayable(batches), truncated=truncated, stream=True)
 
@@ -136,9 +159,14 @@ class Pager:
         return Listing(rows.records,
                        next_page=next_page({"after": list(page[-1])}, "jobs", size) if more else None)
 
-    def _queue_ids(self, schedd: str | None, query: str) -> list[tuple[int, int]]:
-        """The ids of the matching jobs, in order: one query for the ids alone (small ads)."""
-        return sorted(self.fetch("jobs", schedd, query, list(JOB_ID_ATTRS), 0, None, IDS).ids)
+    def _queue_ids(self, schedd: str | None, query: str,
+                   ordered: bool = True) -> list[tuple[int, int]]:
+        """The ids of the matching jobs (in order with `ordered`): one query for the ids alone
+        (small ads)."""
+        ids = list(self.fetch("jobs", schedd, query, list(JOB_ID_ATTRS), 0, None, IDS).ids)
+        if ordered:
+            ids.sort()
+        return ids
 
     def _queue_window(self, schedd: str | None, query: str, ask: list[str],
                       first: tuple[int, int], last: tuple[int, int], shape: Shape) -> Rows:
@@ -222,49 +250,83 @@ class Pager:
             most = self.settings.stream_batch
             first = self._history_page(schedd, query, names, hidden,
                                        min(STREAM_FIRST_BATCH, most, cap or most), None, since)
-            yield from first.records
+            yield from _blocks(first.records)
             served = len(first.records)
             if not first.next_page or (cap and served >= cap):
                 return
-            # then the ids of the rest, once (small ads), and each batch by its window alone
+            # then the ids of the rest (small ads), and each batch by its window alone
             anchor = decode_cursor(first.next_page["cursor"], "history")["a"]
             newer = self.fetch("history", schedd, query, list(JOB_ID_ATTRS), 0, anchor, IDS).count
-            ids = self.fetch("history", schedd, query, list(JOB_ID_ATTRS),
-                             newer + cap + 1 if cap else 0, since, IDS).ids
-            if ids[newer:newer + 1] != [tuple(int(x) for x in anchor.split("."))]:
-                raise Unavailable("the schedd's history changed under a stream; try again")
-            del ids[:newer + served]
-            del ids[cap - served if cap else len(ids):]
-            ask, keep = projection(names, JOB_ID_ATTRS)
-            windows = []
             ahead = max(1, self.settings.query_workers // 2)
-            # each window makes the schedd re-read every newer record: fewer, bigger windows for
-            # a long history, holding `ahead` of them at most a fifth of what one call would
-            most = max(most, -(-len(ids) // (WINDOW_SHARE * ahead)))
-            batch = min(2 * STREAM_FIRST_BATCH, most)
-            while ids:
-                wanted, rest = ids[:batch], ids[batch:batch + 1]
-                windows.append((wanted, "%s.%s" % rest[0] if rest else since))
-                del ids[:batch]
-                batch = min(2 * batch, most)
+
+            def ids_after(limit: int) -> list[tuple[int, int]]:
+                found = self.fetch("history", schedd, query, list(JOB_ID_ATTRS), limit, since, IDS).ids
+                if found[newer:newer + 1] != [_job(anchor)]:
+                    raise Unavailable("the schedd's history changed under a stream; try again")
+                del found[:newer + served]
+                del found[cap - served if cap else len(found):]
+                return found
+
+            whole_limit = newer + cap + 1 if cap else 0
+            head = HEAD_BATCHES * most
+            if self.settings.query_workers <= ahead or (cap and cap - served <= head):
+                windows: Iterable[Window] = self._plan(ids_after(whole_limit), since, ahead)[0]
+            else:
+                # a worker to spare: the ids of all the rest come in one query (a whole pass
+                # over the history) while the next few batches, found by a short one, stream
+                whole = _started(ids_after, whole_limit)
+                first_ids = ids_after(newer + served + head + 1)
+                if len(first_ids) <= head:  # that was all of it
+                    windows = self._plan(first_ids, since, ahead)[0]
+                else:
+                    windows = self._head_then_rest(first_ids, head, whole, since, ahead)
+            ask, keep = projection(names, JOB_ID_ATTRS)
             yield from self._windows_ahead(schedd, query, ask, keep, hidden, windows, ahead)
 
         return Listing(batches(), truncated=truncated, stream_tag=f'W/"{tag}"')
 
+    def _plan(self, ids: list[tuple[int, int]], stop: str | None, ahead: int,
+              batch: int = 2 * STREAM_FIRST_BATCH, most: int = 0) -> tuple[list[Window], int]:
+        """History windows over `ids` (the record after the last: `stop`), from `batch` records
+        doubling up to `most`, and the size the next would have. Each window makes the schedd
+        re-read every newer record: for a long history fewer, bigger windows, `ahead` of them
+        holding at most a fifth of what one call would (most = 0)."""
+        most = most or max(self.settings.stream_batch, -(-len(ids) // (WINDOW_SHARE * ahead)))
+        batch = min(batch, most)
+        windows = []
+        while ids:
+            wanted, rest = ids[:batch], ids[batch:batch + 1]
+            windows.append((wanted, "%s.%s" % rest[0] if rest else stop))
+            del ids[:batch]
+            batch = min(2 * batch, most)
+        return windows, batch
+
+    def _head_then_rest(self, first_ids: list[tuple[int, int]], head: int,
+                        whole: Future[list[tuple[int, int]]], since: str | None,
+                        ahead: int) -> Iterator[Window]:
+        """The windows of the first `head` ids, then, once their query is in, of all the rest."""
+        windows, batch = self._plan(first_ids[:head], "%s.%s" % first_ids[head], ahead,
+                                    most=self.settings.stream_batch)
+        yield from windows
+        rest = whole.result()
+        if rest[:head + 1] != first_ids[:head + 1]:
+            raise Unavailable("the schedd's history changed under a stream; try again")
+        most = max(self.settings.stream_batch, -(-len(rest) // (WINDOW_SHARE * ahead)))
+        yield from self._plan(rest[head:], since, ahead, batch, most)[0]
+
     def _windows_ahead(self, schedd: str | None, query: str, ask: list[str],
                        keep: frozenset[str] | None, hidden: frozenset[str],
-                       windows: list[tuple[list[tuple[int, int]], str | None]],
-                       ahead: int) -> Iterator[bytes]:
-        """The windows' records in order, `ahead` windows fetched at once by as many workers:
-        the schedd reads them side by side (each history query is a helper process of its
-        own there) while the client takes the one before. A window fetched ahead that failed
+                       windows: Iterable[Window], ahead: int) -> Iterator[RecordBlock]:
+        """The windows' records in order (in blocks), `ahead` windows fetched at once by as many
+        workers: the schedd reads them side by side (each history query is a helper process of
+        its own there) while the client takes the one before. A window fetched ahead that failed
         (every worker busy, say) is asked for again when its turn comes."""
         def fetch(window: tuple[list[tuple[int, int]], str | None]) -> list[bytes]:
             return self._history_window(schedd, query, ask, keep, hidden, *window)
 
-        if ahead <= 1 or len(windows) <= 1:
+        if ahead <= 1:
             for window in windows:
-                yield from fetch(window)
+                yield from _blocks(fetch(window))
             return
         pending: collections.deque[tuple[Any, Future[list[bytes]]]] = collections.deque()
         with ThreadPoolExecutor(ahead, thread_name_prefix="restd-ahead") as pool:
@@ -273,9 +335,9 @@ class Pager:
                     pending.append((window, pool.submit(fetch, window)))
                     if len(pending) < ahead:
                         continue
-                    yield from self._taken(pending.popleft(), fetch)
+                    yield from _blocks(self._taken(pending.popleft(), fetch))
                 while pending:
-                    yield from self._taken(pending.popleft(), fetch)
+                    yield from _blocks(self._taken(pending.popleft(), fetch))
             finally:
                 for _, future in pending:
                     future.cancel()
@@ -345,6 +407,32 @@ class _Replayable:
 
     def __iter__(self) -> Iterator[Any]:
         return self.produce()
+
+
+def _blocks(records: list[bytes]) -> Iterator[RecordBlock]:
+    """History records in blocks of BLOCK_RECORDS: a chunk of the body each, not one a record."""
+    for start in range(0, len(records), BLOCK_RECORDS):
+        yield RecordBlock(*block(records[start:start + BLOCK_RECORDS]))
+
+
+def _in_order(ids: list[tuple[int, int]], cap: int) -> None:
+    """Sort the ids and keep the first `cap` (0: all)."""
+    ids.sort()
+    del ids[cap or len(ids):]
+
+
+def _started(call: Callable[..., T], *args: Any) -> Future[T]:
+    """`call(*args)` running in a thread of its own: its value, or its error, when asked."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call(*args))
+        except BaseException as exc:  # handed to whoever takes the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="restd-ids", daemon=True).start()
+    return future
 
 
 def _job(text: str) -> tuple[int, ...]:

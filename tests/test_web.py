@@ -739,6 +739,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     from . import conftest
 
     monkeypatch.setattr(streams, "STREAM_FIRST_BATCH", 2)
+    monkeypatch.setattr(streams, "QUEUE_FIRST_WINDOW", 2)
     monkeypatch.setitem(conftest.CLIENT_SETTINGS, "stream_batch", 3)  # RESTD_STREAM_BATCH
     monkeypatch.setattr(streams, "STREAM_ABOVE", 5)
 
@@ -753,9 +754,9 @@ def test_big_history_streams_in_batches_with_the_same_answer(make_client: Any, p
     r = client.get("/v1/history/DEFAULT")
     assert r.status == 200 and r.json() == expected
     # the id probe (with no constraint, the newest record of all); the first batch (2 records:
-    # its ids, then its ads); what was written since the stream began, and the ids of the rest
-    # (once); then nine windows of three records
-    assert backend.calls == 1 + 2 + 2 + 9
+    # its ids, then its ads); what was written since the stream began, the ids of the next four
+    # batches and, meanwhile, of all the rest; then nine windows of three records
+    assert backend.calls == 1 + 2 + 3 + 9
     assert r.headers["etag"].startswith('W/"')
     assert client.get("/v1/history/DEFAULT", headers={"If-None-Match": r.headers["etag"]}).status == 304
     lines = client.get("/v1/history/DEFAULT", {"format": "ndjson"}).text.splitlines()
@@ -932,7 +933,7 @@ def expected_windows(jobs: int, batch: int) -> list[int]:
     """A streamed queue's windows: a small first one (a quick first byte), then `batch` each."""
     from condor_restd import streams
 
-    sizes, size = [], min(streams.STREAM_FIRST_BATCH, batch)
+    sizes, size = [], min(streams.QUEUE_FIRST_WINDOW, batch)
     while jobs > 0:
         sizes.append(min(size, jobs))
         jobs, size = jobs - size, batch
