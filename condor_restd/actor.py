@@ -84,14 +84,14 @@ class Actor:
 
     def do(self, request: Mapping[str, Any]) -> dict[str, Any]:
         kind = request.get("kind")
-        if kind not in ("whoami", "act", "count", "edit", "submit"):
+        if kind not in ("whoami", "act", "edit", "submit"):
             raise Refused("bad_request", f"unknown request kind {kind!r}")
         location = self.locate(request.get("schedd"))
-        user, method = self.whoami(location, "READ" if kind in ("whoami", "count") else "WRITE")
+        user, method = self.whoami(location, "READ" if kind == "whoami" else "WRITE")
         if kind == "whoami":
             return {"user": user, "method": method}
         claimed = request.get("user")
-        if kind != "count" and claimed and claimed != user:
+        if claimed and claimed != user:
             raise Refused("mismatch", f"the token maps to {user}, not to {claimed}")
         schedd = self.htcondor.Schedd(location)
         if kind == "submit":
@@ -99,9 +99,7 @@ class Actor:
         spec = job_spec(request)
         if kind == "act":
             return {"user": user, **self.act(schedd, spec, request)}
-        matched, owned = self.count(schedd, spec, user)
-        if kind == "count":
-            return {"user": user, "matched": matched, "owned": owned}
+        matched, owned = self.count(schedd, spec, user)  # to tell a refusal's kind
         return {"user": user, "matched": matched, **self.edit(schedd, spec, request, matched, owned)}
 
     def locate(self, name: Any) -> Any:

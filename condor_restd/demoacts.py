@@ -185,14 +185,13 @@ def serve(journal: str, request: Mapping[str, Any], environ: Mapping[str, str]) 
             if request.get("schedd") not in (None, *SCHEDD_FILES):
                 raise Refused("not_found", f"no schedd named {request.get('schedd')!r} is known")
             return {"user": user, "method": method}
-        if kind not in ("act", "count", "edit", "submit"):
+        if kind not in ("act", "edit", "submit"):
             raise Refused("bad_request", f"unknown request kind {kind!r}")
-        if kind != "count":
-            claimed = request.get("user")
-            if claimed and claimed != user:
-                raise Refused("mismatch", f"the token maps to {user}, not to {claimed}")
-            if "condor:/WRITE" not in scope.split():
-                raise Refused("permission_denied", "the token's scope does not allow WRITE")
+        claimed = request.get("user")
+        if claimed and claimed != user:
+            raise Refused("mismatch", f"the token maps to {user}, not to {claimed}")
+        if "condor:/WRITE" not in scope.split():
+            raise Refused("permission_denied", "the token's scope does not allow WRITE")
         return _locked(journal, user, request)
     except Refused as exc:
         return {"error": exc.kind, "message": exc.message}
@@ -233,8 +232,6 @@ class DemoSchedd:
         if kind == "submit":
             return self.submit(request)
         jobs, not_found = self.select(request)
-        if kind == "count":
-            return {"matched": len(jobs), "owned": sum(self.owns(ad) for ad in jobs)}, []
         if kind == "edit":
             return self.edit(jobs, request.get("attributes"))
         return self.act(jobs, not_found, request.get("action"), request.get("reason"))

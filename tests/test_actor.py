@@ -155,7 +155,9 @@ def test_mismatch_refuses_before_acting(fake: types.ModuleType) -> None:
     ({"kind": "act", "action": "hold", "jobs": ["1"], "constraint": "true"}, "bad_request"),
     ({"kind": "act", "action": "hold", "jobs": None, "constraint": None}, "bad_request"),
     ({"kind": "act", "action": "hold", "jobs": ["1; rm"], "constraint": None}, "bad_request"),
-    ({"kind": "count", "jobs": None, "constraint": "true", "schedd": "nosuch"}, "not_found"),
+    ({"kind": "act", "action": "hold", "jobs": None, "constraint": "true", "schedd": "nosuch"},
+     "not_found"),
+    ({"kind": "count", "jobs": None, "constraint": "true"}, "bad_request"),  # the front never asks
     ({"kind": "nothing"}, "bad_request"),
     ({"kind": "edit", "jobs": ["1"], "constraint": None, "attributes": {"A": "1 +"}}, "bad_request"),
 ])
@@ -184,12 +186,9 @@ def test_error_kind_of_other_exceptions(fake: types.ModuleType) -> None:
     assert kind(RuntimeError("x")) == "unavailable"
 
 
-def test_count_and_edit(fake: types.ModuleType) -> None:
+def test_edit(fake: types.ModuleType) -> None:
     FakeSchedd.jobs = [{"ClusterId": 5, "ProcId": p, "Owner": o, "User": f"{o}@localhost"}
                        for p, o in enumerate(["alice", "alice", "bob"])]
-    assert serve(kind="count", jobs=["5"], constraint=None) == {
-        "user": "alice@localhost", "matched": 3, "owned": 2}
-    assert serve(kind="count", jobs=["5.2", "9"], constraint=None)["owned"] == 0
     answer = serve(kind="edit", jobs=None, constraint="ClusterId == 5", user="alice@localhost",
                    attributes={"JobPrio": "10"})
     assert answer == {"user": "alice@localhost", "matched": 3, "edited": 2}
