@@ -148,8 +148,8 @@ class Actions:
         return reply
 
     def _targets(self, schedd: str | None, cluster: int | None, proc: int | None,
-                 body: Mapping[str, Any], who: Identity) -> tuple[list[tuple[int, int]], str | None]:
-        """The jobs the request names, and its constraint; 404 for none, 409 to confirm many."""
+                 body: Mapping[str, Any], who: Identity) -> list[tuple[int, int]]:
+        """The jobs the request names; 404 for none, 409 to confirm many."""
         constraint = body.get("constraint")
         if constraint is not None and (not isinstance(constraint, str) or not constraint.strip()):
             raise BadRequest("constraint must be a ClassAd expression in a string")
@@ -171,7 +171,7 @@ class Actions:
                 confirm is None or confirm < len(ids)):
             raise Conflict(f"{len(ids)} jobs match; send the request again with confirm: "
                            f"{len(ids)} to act on them all", matched=len(ids))
-        return ids, constraint
+        return ids
 
     def _audit(self, what: str, user: str, schedd: str | None, detail: str, result: str) -> None:
         audit.info("ACTION %s by %s on schedd %s: %s: %s", what, user, _where(schedd),
@@ -209,7 +209,7 @@ class Actions:
         if body.get("constraint") is not None:
             detail += (" and " if detail else "") + f"constraint {body['constraint']!r}"
         try:
-            ids, _ = self._targets(schedd, cluster, proc, body, who)
+            ids = self._targets(schedd, cluster, proc, body, who)
             detail += f" ({len(ids)} jobs: {_jobs_text(ids)})"
             answer = self._changing(token, {
                 "kind": "act", "schedd": schedd, "action": action, "reason": reason,
@@ -244,7 +244,7 @@ class Actions:
         def attempt() -> Reply:
             detail = ", ".join(f"{name} = {value}" for name, value in values.items())
             try:
-                ids, _ = self._targets(schedd, cluster, proc, body, who)
+                ids = self._targets(schedd, cluster, proc, body, who)
                 detail += f" on {len(ids)} jobs: {_jobs_text(ids)}"
                 answer = self._changing(token or "", {
                     "kind": "edit", "schedd": schedd, "jobs": ["%d.%d" % job for job in ids],

@@ -51,15 +51,6 @@ def claims(token: str) -> dict[str, Any]:
     return {**_part(payload), **{f"header.{k}": v for k, v in _part(header).items()}}
 
 
-def is_htcondor_token(token: str) -> bool:
-    """Whether a token is HTCondor's own kind (an IDTOKEN: a JWT signed with a shared key)."""
-    try:
-        algorithm = claims(token).get("header.alg")
-    except Unauthorized:
-        return False
-    return isinstance(algorithm, str) and algorithm.upper().startswith("HS")
-
-
 class TokenUsers:
     """`user(token)`: the HTCondor user (user@domain) a token authenticates as, from
     `ask(token)` (a ping with it, in a fresh process) the first time."""

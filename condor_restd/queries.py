@@ -14,12 +14,13 @@ from . import condor, hiding, streams
 from .auth import Forbidden, Identity, token_required
 from .cache import SingleFlight
 from .condor import Condor
+from .cursors import JOB_ID
 from .encoding import IDS, Shape
 from .errors import BadRequest, NotFound, RestdError, Timeout, Unavailable
 from .knobvalues import ATTRIBUTE_NAME
 from .responses import GZIP, Listing, RawJSON, RecordBlock, Rows
 from .settings import Settings
-from .streams import JOB_ID, JOB_ID_ATTRS, Pager
+from .streams import JOB_ID_ATTRS, Pager
 from .workers import Inline, Pool
 
 T = TypeVar("T")

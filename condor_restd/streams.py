@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import collections
 import hashlib
 import heapq
-import json
-import re
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Protocol, TypeVar
 
+from .cursors import decode_cursor, next_page
 from .encoding import IDS, Shape, block
 from .errors import BadRequest, RestdError, Unavailable
 from .historyfile import CURSOR_REFUSED
@@ -21,8 +18,6 @@ from .responses import GZIP, Listing, RecordBlock, Rows
 from .settings import Settings
 
 JOB_ID_ATTRS = ("ClusterId", "ProcId")
-JOB_ID = re.compile(r"[0-9]{1,10}(\.[0-9]{1,10})?")
-MAX_CURSOR_LENGTH = 256
 STREAM_ABOVE = 20_000  # a request allowed more jobs than this (RESTD_MAX_JOBS) streams
 STREAM_FIRST_BATCH = 1_000  # records in the first batch of a stream (the first bytes come quickly)
 QUEUE_FIRST_WINDOW = 100  # jobs in a streamed queue's first window: its first record comes quickly
@@ -448,40 +443,3 @@ def id_window(first: tuple[int, int], last: tuple[int, int]) -> str:
 
 def _digest(*parts: Any) -> str:
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
-
-
-# ------------------------------------------------------------------------------- cursors
-
-def next_page(position: dict[str, Any], source: str, size: int) -> dict[str, str]:
-    data = json.dumps({"v": 1, "s": source, **position}, separators=(",", ":")).encode()
-    return {"cursor": base64.urlsafe_b64encode(data).decode().rstrip("="), "limit": str(size)}
-
-
-def decode_cursor(cursor: str, source: str) -> dict[str, Any]:
-    """A cursor this daemon gave out for `source`, or BadRequest: every field checked, so that
-    nothing later can fail on a forged one."""
-    bad = BadRequest(CURSOR_REFUSED)
-    if len(cursor) > MAX_CURSOR_LENGTH:
-        raise bad
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        raise bad from None
-    if not isinstance(data, dict) or data.get("v") != 1 or data.get("s") != source:
-        raise bad
-    if source == "jobs":
-        fields, ints = {"v", "s", "after"}, data.get("after") or []
-        if not isinstance(ints, list):
-            raise bad
-    elif "f" in data:  # a byte offset in a history file
-        fields, ints = {"v", "s", "f", "o"}, [data.get("o")]
-        if not isinstance(data["f"], str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,200}", data["f"]):
-            raise bad
-    else:
-        fields, ints = {"v", "s", "a", "n"}, [data.get("n")]
-        if not isinstance(data.get("a"), str) or not JOB_ID.fullmatch(data["a"]):
-            raise bad
-    if set(data) != fields or len(ints) != (2 if source == "jobs" else 1) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**40 for i in ints):
-        raise bad
-    return data
